@@ -1,0 +1,147 @@
+"""`zeos-forecast`: generate data, run the demo, forecast a week — all through the Dagster assets."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+
+from .core.settings import ForecastSettings
+from .pipeline.environment import lake_root
+
+__all__ = ["main"]
+
+DEFAULTS = ForecastSettings()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.command(args)
+    except Exception as error:  # a clear message on stderr, not a traceback, for users
+        from .pipeline.launch import RunFailed
+
+        if not isinstance(error, RunFailed | ValueError | FileNotFoundError):
+            raise
+        print(f"zeos-forecast {args.name}: {error}", file=sys.stderr)
+        return 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import DemoSize, run_demo
+
+    run_demo(args.lake or lake_root(), DemoSize(skus=args.skus, weeks=args.weeks, seed=args.seed))
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .demo import generate, latest_complete_week
+    from .storage import Lake
+
+    lake = Lake(args.lake or lake_root())
+    last_week = args.last_week or latest_complete_week()
+    rows, seconds = generate(lake, args.skus, args.weeks, last_week, args.seed)
+    print(
+        f"Wrote {rows:,} sales rows ({args.skus:,} SKUs x {args.weeks} weeks ending {last_week}) "
+        f"to {lake.uri}/landing in {seconds:.1f} s."
+    )
+    return 0
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from .pipeline.launch import dagster_instance, forecast_week
+    from .storage import Lake
+
+    root = args.lake or lake_root()
+    forecast_config = {
+        k: v
+        for k, v in {
+            "horizon": args.horizon,
+            "quantiles": args.quantiles,
+            "seed": args.seed,
+            "threads": args.threads,
+            "n_estimators": args.n_estimators,
+        }.items()
+        if v is not None
+    }
+    window_config = {"history_weeks": args.history_weeks} if args.history_weeks else {}
+    outcome = forecast_week(args.week, root, dagster_instance(), forecast_config, window_config)
+    lake = Lake(root)
+    meta = outcome.metadata.get("demand_forecast", {})
+    print(
+        f"Forecast for {meta.get('skus_scored', 0):,} SKUs x {meta.get('horizon')} weeks from "
+        f"origin {args.week}: {lake.uri_of('demand_forecast')}/forecast_week={args.week}/"
+    )
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zeos-forecast", description=__doc__)
+    commands = parser.add_subparsers(dest="name", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="generate data into a local lake and forecast the "
+        "latest complete week through Dagster",
+    )
+    demo.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    demo.add_argument("--skus", type=int, default=5_000)
+    demo.add_argument("--weeks", type=int, default=156)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(command=_demo)
+
+    generate = commands.add_parser(
+        "generate", help="write synthetic weekly drops into a landing zone"
+    )
+    generate.add_argument("--skus", type=int, required=True)
+    generate.add_argument("--weeks", type=int, required=True)
+    generate.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    generate.add_argument(
+        "--last-week", type=_monday, help="last week (Monday); default: the latest complete week"
+    )
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(command=_generate)
+
+    forecast = commands.add_parser("forecast", help="materialize the asset graph for one week")
+    forecast.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    forecast.add_argument(
+        "--week",
+        type=_monday,
+        required=True,
+        help="origin week: the Monday of the last observed week",
+    )
+    forecast.add_argument("--horizon", type=int, help=f"weeks ahead (default {DEFAULTS.horizon})")
+    forecast.add_argument(
+        "--history-weeks",
+        type=int,
+        help=f"training window in weeks (default {DEFAULTS.history_weeks})",
+    )
+    forecast.add_argument(
+        "--quantiles", type=_floats, help="comma-separated levels (default 0.1,0.5,0.9)"
+    )
+    forecast.add_argument(
+        "--n-estimators", type=int, help=f"trees per model (default {DEFAULTS.n_estimators})"
+    )
+    forecast.add_argument("--seed", type=int)
+    forecast.add_argument("--threads", type=int, help="0 = all cores (default)")
+    forecast.set_defaults(command=_forecast)
+    return parser
+
+
+def _monday(text: str) -> dt.date:
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from error
+    if day.weekday() != 0:
+        raise argparse.ArgumentTypeError(f"{text} is a {day:%A}; weeks are named by their Monday")
+    return day
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""The landing contract for weekly sales drops, and the errors a user gets when a drop breaks it.
+
+A drop is validated as a whole (all its files together) before anything is written downstream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "KEY_COLUMNS",
+    "OPTIONAL_NUMERIC_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "LandingDataError",
+    "validate_metadata",
+    "validate_sales_drop",
+]
+
+KEY_COLUMNS = ("article_id", "merchant_id")
+REQUIRED_COLUMNS = (*KEY_COLUMNS, "week", "units_sold")
+OPTIONAL_NUMERIC_COLUMNS = ("price", "list_price", "availability")
+SAMPLE_ROWS = 5
+# Units above this in one SKU-week are a unit or parsing mistake, not demand.
+MAX_UNITS_PER_WEEK = 1e9
+
+
+class LandingDataError(ValueError):
+    """A landing file breaks the data contract.
+
+    Attributes:
+        file: The offending file.
+        column: The offending column (or the key columns, for duplicates).
+        problem: What is wrong, in words.
+        sample: A few offending rows, as they were read.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        column: str,
+        problem: str,
+        sample: pd.DataFrame | None = None,
+        hint: str = "",
+    ):
+        self.file, self.column, self.problem = file, column, problem
+        self.sample = sample if sample is not None else pd.DataFrame()
+        lines = [f"{file}: column '{column}': {problem}"]
+        if not self.sample.empty:
+            lines += [
+                "Sample of offending rows (row numbers are 0-based within the file):",
+                self.sample.head(SAMPLE_ROWS).to_string(),
+            ]
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))
+
+
+def validate_sales_drop(files: Sequence[tuple[str, pd.DataFrame]], week: dt.date) -> pd.DataFrame:
+    """Checks every file of one week's sales drop against the contract and combines them.
+
+    Args:
+        files: `(path, frame)` per data file, as read (CSV columns arrive as text).
+        week: The Monday named by the drop's folder.
+
+    Returns:
+        One frame with `article_id`, `merchant_id` (str), `week` (datetime64), `units_sold`,
+        `price`, `list_price`, `availability` (float64; absent optional columns are NaN, and a
+        missing availability means fully in stock) plus any extra numeric columns.
+
+    Raises:
+        LandingDataError: naming the file, the column and a sample of offending rows.
+    """
+    if not files:
+        raise LandingDataError(
+            f"landing/sales/week={week}",
+            "*",
+            "the drop has no data files",
+            hint="Put .parquet or .csv files next to the _SUCCESS marker.",
+        )
+    frames = [_validate_file(path, frame, week) for path, frame in files]
+    combined = pd.concat(frames, keys=range(len(frames)), names=["file_index", None])
+    return _reject_duplicate_keys(combined, [path for path, _ in files])
+
+
+def _validate_file(path: str, frame: pd.DataFrame, week: dt.date) -> pd.DataFrame:
+    if frame.empty:
+        raise LandingDataError(
+            path,
+            "*",
+            "the file has no rows",
+            hint="Remove the empty file or re-export it with the week's sales.",
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise LandingDataError(
+            path,
+            missing[0],
+            f"required column is missing (found columns: {list(frame.columns)})",
+            hint=f"Every sales file needs {list(REQUIRED_COLUMNS)}.",
+        )
+    out = pd.DataFrame(index=frame.index)
+    for column in KEY_COLUMNS:
+        out[column] = _ids(path, frame, column)
+    out["week"] = _weeks(path, frame, week)
+    out["units_sold"] = _numbers(path, frame, "units_sold", low=0.0, high=MAX_UNITS_PER_WEEK)
+    out["price"] = _optional(path, frame, "price", low=0.0, high=np.inf, strict_low=True)
+    out["list_price"] = _optional(path, frame, "list_price", low=0.0, high=np.inf, strict_low=True)
+    availability = _optional(path, frame, "availability", low=0.0, high=1.0)
+    out["availability"] = availability.fillna(1.0)
+    extras = [c for c in frame.columns if c not in out.columns]
+    for column in extras:
+        out[column] = _numbers(
+            path,
+            frame,
+            column,
+            low=-np.inf,
+            high=np.inf,
+            allow_nan=True,
+            what="an extra column (extra columns are numeric dynamic features)",
+        )
+    return out
+
+
+def _ids(path: str, frame: pd.DataFrame, column: str) -> pd.Series:
+    values = frame[column]
+    if pd.api.types.is_integer_dtype(values):
+        values = values.astype(str)  # integer ids are the same ids written as text
+    elif not (pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)):
+        raise LandingDataError(
+            path,
+            column,
+            f"ids must be strings, found dtype {values.dtype}",
+            frame[[column]].head(SAMPLE_ROWS),
+        )
+    text = values.astype("string")
+    bad = text.isna() | (text.str.strip() == "")
+    if pd.api.types.is_object_dtype(values):
+        bad |= ~values.map(lambda v: isinstance(v, str))
+    _raise_if(bad, path, frame, column, "ids must be non-empty strings")
+    return text.astype(str)
+
+
+def _weeks(path: str, frame: pd.DataFrame, week: dt.date) -> pd.Series:
+    parsed = pd.to_datetime(frame["week"], errors="coerce", format="mixed")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    _raise_if(
+        parsed.isna(),
+        path,
+        frame,
+        "week",
+        "is not a date",
+        hint="Write the week as an ISO date, e.g. 2024-01-01.",
+    )
+    expected = pd.Timestamp(week)
+    _raise_if(
+        parsed.dt.normalize() != expected,
+        path,
+        frame,
+        "week",
+        f"does not match the drop's folder week={week}",
+        hint="Every row of a drop must belong to the Monday its folder names.",
+    )
+    return parsed.dt.normalize()
+
+
+def _numbers(
+    path: str,
+    frame: pd.DataFrame,
+    column: str,
+    low: float,
+    high: float,
+    strict_low: bool = False,
+    allow_nan: bool = False,
+    what: str = "",
+) -> pd.Series:
+    raw = frame[column]
+    if pd.api.types.is_bool_dtype(raw):
+        raw = raw.astype("int8")
+    values = pd.to_numeric(raw, errors="coerce").astype("float64")
+    blank = raw.isna() if not pd.api.types.is_object_dtype(raw) else raw.isna() | (raw == "")
+    unparsable = values.isna() & ~blank
+    _raise_if(
+        unparsable, path, frame, column, f"is not a number{' (' + what + ')' if what else ''}"
+    )
+    if not allow_nan:
+        _raise_if(values.isna(), path, frame, column, "is empty")
+    _raise_if(~np.isfinite(values) & values.notna(), path, frame, column, "is not finite")
+    too_low = (values <= low) if strict_low else (values < low)
+    _raise_if(
+        too_low.fillna(False), path, frame, column, f"must be {'>' if strict_low else '>='} {low:g}"
+    )
+    _raise_if((values > high).fillna(False), path, frame, column, f"must be <= {high:g}")
+    return values
+
+
+def _optional(
+    path: str, frame: pd.DataFrame, column: str, low: float, high: float, strict_low: bool = False
+) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype="float64")
+    return _numbers(path, frame, column, low, high, strict_low=strict_low, allow_nan=True)
+
+
+def _reject_duplicate_keys(combined: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
+    """Raises on a SKU listed twice in one drop (within a file or across files); else flattens."""
+    duplicated = combined.duplicated(list(KEY_COLUMNS), keep=False)
+    if duplicated.any():
+        rows = combined.loc[duplicated, [*KEY_COLUMNS, "units_sold"]]
+        file_index = rows.index.get_level_values("file_index")
+        sample = rows.assign(file=[paths[i] for i in file_index]).sort_values(list(KEY_COLUMNS))
+        raise LandingDataError(
+            paths[file_index[0]],
+            "article_id, merchant_id",
+            f"{int(duplicated.sum())} rows share a SKU key within the week's drop",
+            sample.droplevel("file_index"),
+            hint="Each (article_id, merchant_id) may appear once per week.",
+        )
+    return combined.reset_index(drop=True)
+
+
+def _raise_if(
+    mask: pd.Series, path: str, frame: pd.DataFrame, column: str, problem: str, hint: str = ""
+) -> None:
+    if bool(mask.any()):
+        count = int(mask.sum())
+        raise LandingDataError(
+            path,
+            column,
+            f"{count} of {len(frame)} rows: {problem}",
+            frame.loc[mask].head(SAMPLE_ROWS),
+            hint=hint,
+        )
+
+
+def validate_metadata(files: Sequence[tuple[str, pd.DataFrame]], key: str) -> pd.DataFrame | None:
+    """Combines metadata files (articles or merchants) keyed by `key`; None when there are none.
+
+    Raises:
+        LandingDataError: when a file lacks the key column, has blank keys, or a key repeats.
+    """
+    if not files:
+        return None
+    frames = []
+    for path, frame in files:
+        if key not in frame.columns:
+            raise LandingDataError(
+                path, key, f"key column is missing (found: {list(frame.columns)})"
+            )
+        ids = _ids(path, frame, key)
+        frames.append(frame.assign(**{key: ids}))
+    combined = pd.concat(frames, ignore_index=True)
+    repeated = combined[key].duplicated(keep=False)
+    _raise_if(
+        repeated,
+        files[0][0],
+        combined,
+        key,
+        "the same id is described more than once",
+        hint="Keep one row per id across the folder's files.",
+    )
+    return combined

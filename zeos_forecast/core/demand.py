@@ -1,0 +1,37 @@
+"""Demand from sales and stock availability: a week with availability < 1 is censored.
+
+Sales in a week the SKU was out of stock for part of the time understate demand. Where enough of
+the week was in stock, demand is estimated by scaling sales to the full week; below that, demand
+is unknown (NaN) and the feature step fills it from the SKU's own recent level, with zero
+training weight, so the model never learns a stockout as low demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MIN_AVAILABILITY_TO_SCALE", "derive_demand"]
+
+# Below this share of the week in stock, scaled-up sales are too noisy to trust as demand.
+MIN_AVAILABILITY_TO_SCALE = 0.5
+
+
+def derive_demand(sales: pd.DataFrame) -> pd.DataFrame:
+    """Adds `censored` and `demand` to validated weekly sales.
+
+    Args:
+        sales: Rows with `units_sold` and `availability` (0..1).
+
+    Returns:
+        A copy with `censored` (bool: availability < 1) and `demand` (float64: units_sold where
+        fully available, units_sold / availability where availability >= 0.5, NaN below).
+    """
+    out = sales.copy()
+    availability = out["availability"].to_numpy(dtype="float64")
+    units = out["units_sold"].to_numpy(dtype="float64")
+    out["censored"] = availability < 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = units / availability
+    out["demand"] = np.where(availability >= MIN_AVAILABILITY_TO_SCALE, scaled, np.nan)
+    return out

@@ -1,0 +1,215 @@
+"""The feature frame for one forecast origin: every SKU's weekly history over the sliding window.
+
+The window is laid out as a dense SKU × week panel so that gaps, stockouts and prices are handled
+with vectorized array operations, then returned in long format (sorted by SKU, then week), which is
+what mlforecast trains on. Rules, in the order they apply:
+
+- A SKU's history runs from its first sales row in the window. Active SKUs (a row in the last
+  `active_weeks` weeks) run to the origin week; the others stop at their last row.
+- A week without a row inside that span is a gap: demand there is *unobserved*, exactly like a
+  full stockout.
+- Unobserved demand (gaps, and stockouts below half a week in stock) is filled from the SKU's own
+  smoothed recent demand, so lags and rolling means stay meaningful; such weeks get weight 0 in
+  training. Partially stocked weeks whose demand was scaled up get their availability as weight.
+- Prices and extra dynamic columns are carried forward over gaps (and back before the first value).
+- Article and merchant metadata become static categorical features.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from .contract import KEY_COLUMNS
+
+__all__ = [
+    "BASE_COLUMNS",
+    "SMOOTHING",
+    "build_demand_features",
+    "dynamic_columns",
+    "static_columns",
+]
+
+# Weight of the newest observation in the smoothed level used to fill unobserved weeks.
+SMOOTHING = 0.3
+# Columns of the feature frame that are not model inputs (identity, target and bookkeeping).
+BASE_COLUMNS = (
+    "sku",
+    *KEY_COLUMNS,
+    "week",
+    "units_sold",
+    "availability",
+    "observed",
+    "demand",
+    "weight",
+    "active",
+)
+STATIC_PREFIX = "static_"
+_HISTORY_NON_DYNAMIC = {*KEY_COLUMNS, "week", "units_sold", "availability", "censored", "demand"}
+
+
+def build_demand_features(
+    history: pd.DataFrame,
+    origin: dt.date,
+    history_weeks: int,
+    active_weeks: int,
+    articles: pd.DataFrame | None = None,
+    merchants: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Builds the training and scoring frame for the window ending at `origin`.
+
+    Args:
+        history: `sales_history` rows (keys, `week`, `units_sold`, `availability`, `demand`, prices,
+            extra numeric columns) for weeks up to `origin`; later rows are ignored.
+        origin: The forecast origin: the Monday of the last observed week.
+        history_weeks: Window length in weeks, ending at `origin`.
+        active_weeks: SKUs with a row in the last `active_weeks` weeks are forecast.
+        articles: Article metadata keyed by `article_id` (optional).
+        merchants: Merchant metadata keyed by `merchant_id` (optional).
+
+    Returns:
+        Long frame sorted by `sku`, `week`: `BASE_COLUMNS`, the dynamic columns (prices,
+        `discount`, extras; float32) and `static_*` categorical columns.
+    """
+    origin_ts = pd.Timestamp(origin)
+    first_ts = origin_ts - pd.Timedelta(weeks=history_weeks - 1)
+    week = pd.to_datetime(history["week"]) if len(history) else pd.Series([], dtype="M8[ns]")
+    history = history.loc[(week >= first_ts) & (week <= origin_ts)]
+    if history.empty:
+        raise ValueError(
+            f"No sales history in the window {first_ts.date()} .. {origin}: "
+            "materialize sales_history for these weeks first."
+        )
+    week = pd.to_datetime(history["week"])
+    first_ts = week.min()
+    n_weeks = (origin_ts - first_ts).days // 7 + 1
+    weeks = pd.date_range(first_ts, periods=n_weeks, freq="7D")
+
+    sku_keys, sku = _sku_codes(history)
+    t = ((week - first_ts).dt.days // 7).to_numpy()
+    n_skus = len(sku_keys)
+
+    def panel(values: pd.Series) -> np.ndarray:
+        grid = np.full((n_skus, n_weeks), np.nan, dtype="float32")
+        grid[sku, t] = values.to_numpy(dtype="float32")
+        return grid
+
+    has_row = np.zeros((n_skus, n_weeks), dtype=bool)
+    has_row[sku, t] = True
+    first_t = np.argmax(has_row, axis=1)
+    last_t = n_weeks - 1 - np.argmax(has_row[:, ::-1], axis=1)
+    active = last_t >= n_weeks - active_weeks
+    end_t = np.where(active, n_weeks - 1, last_t)
+    cols = np.arange(n_weeks)
+    in_span = (cols >= first_t[:, None]) & (cols <= end_t[:, None])
+
+    units = panel(history["units_sold"])
+    availability = panel(history["availability"])
+    raw_demand = panel(history["demand"])
+    observed = has_row & ~np.isnan(raw_demand)
+    demand = _fill_unobserved(raw_demand, observed, units)
+    weight = np.where(observed, np.where(availability >= 1.0, 1.0, availability), 0.0)
+
+    dynamic = {}
+    for column in dynamic_columns(history):
+        values = _carry_over_gaps(panel(history[column]))
+        if not np.isnan(values).all():
+            dynamic[column] = values
+    if "price" in dynamic and "list_price" in dynamic:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dynamic["discount"] = np.clip(1.0 - dynamic["price"] / dynamic["list_price"], 0.0, 1.0)
+
+    rows, cells = np.nonzero(in_span)  # row-major: sorted by SKU, then week
+    frame = pd.DataFrame(
+        {
+            "sku": rows.astype("int32"),
+            "article_id": pd.Categorical.from_codes(sku_keys.codes[0][rows], sku_keys.levels[0]),
+            "merchant_id": pd.Categorical.from_codes(sku_keys.codes[1][rows], sku_keys.levels[1]),
+            "week": weeks[cells],
+            "units_sold": units[rows, cells],
+            "availability": availability[rows, cells],
+            "observed": observed[rows, cells],
+            "demand": demand[rows, cells],
+            "weight": weight[rows, cells].astype("float32"),
+            "active": active[rows],
+        }
+    )
+    for column, values in dynamic.items():
+        frame[column] = values[rows, cells]
+    for column, values in _static_features(sku_keys, articles, merchants).items():
+        frame[column] = values.iloc[rows].reset_index(drop=True)
+    return frame
+
+
+def dynamic_columns(frame: pd.DataFrame) -> list[str]:
+    """Numeric per-week inputs: prices, `discount` and any extra numeric columns of the drops."""
+    return [
+        c
+        for c in frame.columns
+        if c not in _HISTORY_NON_DYNAMIC
+        and c not in BASE_COLUMNS
+        and not c.startswith(STATIC_PREFIX)
+        and pd.api.types.is_numeric_dtype(frame[c])
+    ]
+
+
+def static_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(STATIC_PREFIX)]
+
+
+def _sku_codes(history: pd.DataFrame) -> tuple[pd.MultiIndex, np.ndarray]:
+    """SKU index (sorted keys) and each row's SKU number."""
+    keys = pd.MultiIndex.from_frame(history[list(KEY_COLUMNS)].astype(str))
+    unique = keys.unique().sort_values()
+    return unique, unique.get_indexer(keys)
+
+
+def _fill_unobserved(raw: np.ndarray, observed: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Fills unobserved weeks with the SKU's smoothed level of observed demand.
+
+    Before a SKU's first observation its first observed value stands in; a SKU never observed
+    falls back to what it sold. A censored week's demand is never below its sales.
+    """
+    filled = np.where(observed, raw, np.nan).astype("float32")
+    level = np.full(raw.shape[0], np.nan, dtype="float32")
+    first_seen = np.full(raw.shape[0], np.nan, dtype="float32")
+    for t in range(raw.shape[1]):
+        seen = observed[:, t]
+        value = raw[:, t]
+        first_seen = np.where(np.isnan(first_seen) & seen, value, first_seen)
+        level = np.where(
+            seen,
+            np.where(np.isnan(level), value, SMOOTHING * value + (1 - SMOOTHING) * level),
+            level,
+        )
+        filled[:, t] = np.where(seen, value, level)
+    filled = np.where(np.isnan(filled), first_seen[:, None], filled)
+    filled = np.where(np.isnan(filled), np.nan_to_num(units), filled)
+    return np.fmax(filled, np.nan_to_num(units)).astype("float32")
+
+
+def _carry_over_gaps(values: np.ndarray) -> np.ndarray:
+    """Forward-fills along weeks, then back-fills the weeks before the first value."""
+    frame = pd.DataFrame(values.T)
+    return frame.ffill().bfill().to_numpy(dtype="float32").T
+
+
+def _static_features(
+    sku_keys: pd.MultiIndex, articles: pd.DataFrame | None, merchants: pd.DataFrame | None
+) -> dict[str, pd.Series]:
+    """Per-SKU metadata columns, named `static_<column>`, as categoricals (numbers stay numbers)."""
+    out: dict[str, pd.Series] = {}
+    for level, table in ((0, articles), (1, merchants)):
+        if table is None or table.empty:
+            continue
+        key = KEY_COLUMNS[level]
+        table = table.drop_duplicates(key).set_index(table[key].astype(str))
+        aligned = table.reindex(sku_keys.get_level_values(level)).reset_index(drop=True)
+        for column in table.columns.drop(key):
+            values = aligned[column]
+            if not pd.api.types.is_numeric_dtype(values):
+                values = values.astype("string").astype("category")
+            out[f"{STATIC_PREFIX}{column}"] = values
+    return out

@@ -1,0 +1,221 @@
+"""Train and score in one step: a global LightGBM model through mlforecast, for every active SKU.
+
+One `MLForecast` computes the features once and fits a point model plus one LightGBM quantile
+model per level on the same rows. Scoring is recursive along the point forecast: at each step the
+point model's features (lags fed with its own forecasts) are captured and every quantile model is
+evaluated on them, so all quantiles describe the same expected path instead of drifting apart on
+paths of their own. Nothing is saved: the models live only inside this call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from mlforecast import MLForecast
+from mlforecast.lag_transforms import ExpandingMean, RollingMean, RollingStd
+
+from .features import dynamic_columns, static_columns
+from .progress import Progress, Report
+from .settings import ForecastSettings
+
+__all__ = ["ForecastResult", "future_inputs", "train_and_score", "week_of_year"]
+
+POINT = "forecast"
+FREQ = "W-MON"
+TOP_FEATURES = 10
+
+
+@dataclass
+class ForecastResult:
+    """The forecast table and what a person wants to know about how it was made."""
+
+    table: pd.DataFrame
+    train_rows: int
+    skus_trained: int
+    skus_scored: int
+    seconds: dict[str, float]
+    feature_importance: pd.Series
+    lgbm_params: dict[str, Any] = field(default_factory=dict)
+
+
+def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
+    """ISO week number (1..53): yearly seasonality as a calendar feature."""
+    return pd.DatetimeIndex(dates).isocalendar().week.to_numpy(dtype="int16")
+
+
+def train_and_score(
+    features: pd.DataFrame,
+    origin: dt.date,
+    settings: ForecastSettings,
+    report: Report | None = None,
+) -> ForecastResult:
+    """Fits the models on the window and forecasts `origin + 1 .. origin + horizon` for active SKUs.
+
+    Args:
+        features: The frame of `build_demand_features` for this origin.
+        origin: The forecast origin (last observed Monday); no row after it is used.
+        settings: Horizon, quantiles, features and LightGBM parameters.
+        report: Receives progress lines (trees fitted, ETA).
+
+    Returns:
+        A `ForecastResult` whose table has `article_id`, `merchant_id`, `week`, `horizon`,
+        `forecast` and one `q<percent>` column per quantile: non-negative, quantiles ordered.
+    """
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    origin_ts = pd.Timestamp(origin)
+    features = features.loc[features["week"] <= origin_ts]
+    dynamic, static = dynamic_columns(features), static_columns(features)
+    train = features[["sku", "week", "demand", "weight", *dynamic, *static]].rename(
+        columns={"sku": "unique_id", "week": "ds", "demand": "y"}
+    )
+    active_ids = np.sort(features.loc[features["active"], "sku"].unique())
+    if len(active_ids) == 0:
+        raise ValueError(
+            f"No active SKU at {origin}: no SKU has sales rows in the last "
+            f"{settings.active_weeks} weeks of the window."
+        )
+    future = future_inputs(features, origin, settings.horizon, dynamic)
+    params = _lgbm_params(settings)
+    models = {POINT: lgb.LGBMRegressor(objective=settings.point_objective, **params)}
+    models |= {
+        column: lgb.LGBMRegressor(objective="quantile", alpha=level, **params)
+        for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True)
+    }
+    forecaster = MLForecast(
+        models=models,
+        freq=FREQ,
+        lags=list(settings.lags),
+        lag_transforms={
+            1: [
+                *(RollingMean(window_size=w) for w in settings.rolling_windows),
+                RollingStd(window_size=max(settings.rolling_windows)),
+                ExpandingMean(),
+            ]
+        },
+        date_features=[week_of_year, "month"],
+        num_threads=params["n_jobs"],
+    )
+    seconds["prepare"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    trees = Progress("fitting LightGBM", settings.n_estimators * len(models), "trees", report)
+    fit_kwargs = {name: {"callbacks": [lambda _env: trees.advance()]} for name in models}
+    forecaster.fit(
+        train,
+        static_features=static,
+        weight_col="weight",
+        dropna=False,
+        models_fit_kwargs=fit_kwargs,
+        validate_data=False,
+    )
+    seconds["fit"] = time.perf_counter() - started
+    train_rows = len(train)
+    del train
+
+    started = time.perf_counter()
+    quantile_models = {c: forecaster.models_.pop(c) for c in settings.quantile_columns}
+    along_path = _QuantilesAlongPointPath(quantile_models)
+    with warnings.catch_warnings():
+        # Young SKUs have no long lags yet: NaN features are expected and LightGBM handles them.
+        warnings.filterwarnings("ignore", message="Found null values")
+        predictions = forecaster.predict(
+            settings.horizon, X_df=future, ids=list(active_ids), before_predict_callback=along_path
+        )
+    table = _assemble(predictions, along_path.frame(origin_ts), features, origin_ts, settings)
+    seconds["predict"] = time.perf_counter() - started
+
+    booster = forecaster.models_[POINT].booster_
+    importance = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
+    importance = (importance / max(importance.sum(), 1e-12)).sort_values(ascending=False)
+    return ForecastResult(
+        table=table,
+        train_rows=train_rows,
+        skus_trained=int(features["sku"].nunique()),
+        skus_scored=len(active_ids),
+        seconds=seconds,
+        feature_importance=importance.head(TOP_FEATURES),
+        lgbm_params=params,
+    )
+
+
+def future_inputs(
+    features: pd.DataFrame, origin: dt.date, horizon: int, dynamic: list[str]
+) -> pd.DataFrame:
+    """Known-future inputs for active SKUs: each dynamic column's last value carried forward."""
+    last = features.loc[features["active"]].groupby("sku", sort=True, observed=True)[dynamic].last()
+    weeks = pd.date_range(pd.Timestamp(origin) + pd.Timedelta(weeks=1), periods=horizon, freq=FREQ)
+    future = last.loc[last.index.repeat(horizon)].reset_index()
+    future.insert(1, "ds", np.tile(weeks.to_numpy(), len(last)))
+    return future.rename(columns={"sku": "unique_id"})
+
+
+class _QuantilesAlongPointPath:
+    """A `before_predict_callback` that scores the quantile models on each step's point features."""
+
+    def __init__(self, models: dict[str, Any]):
+        self.models = models
+        self.steps: list[pd.DataFrame] = []
+
+    def __call__(self, step_features: pd.DataFrame) -> pd.DataFrame:
+        scores = {name: model.predict(step_features) for name, model in self.models.items()}
+        self.steps.append(pd.DataFrame(scores, index=step_features.index))
+        return step_features
+
+    def frame(self, origin: pd.Timestamp) -> pd.DataFrame:
+        """Quantile scores with `unique_id` and `ds`, one block per horizon step."""
+        blocks = [
+            step.rename_axis("unique_id").reset_index().assign(ds=origin + pd.Timedelta(weeks=h))
+            for h, step in enumerate(self.steps, start=1)
+        ]
+        return pd.concat(blocks, ignore_index=True)
+
+
+def _assemble(
+    point: pd.DataFrame,
+    quantiles: pd.DataFrame,
+    features: pd.DataFrame,
+    origin: pd.Timestamp,
+    settings: ForecastSettings,
+) -> pd.DataFrame:
+    table = point.merge(quantiles, on=["unique_id", "ds"], how="left", validate="one_to_one")
+    columns = [POINT, *settings.quantile_columns]
+    values = np.clip(table[columns].to_numpy(dtype="float64"), 0.0, None)
+    values[:, 1:] = np.sort(values[:, 1:], axis=1)  # quantile models can cross; order them
+    keys = features.drop_duplicates("sku").set_index("sku")[["article_id", "merchant_id"]]
+    ids = keys.reindex(table["unique_id"].to_numpy())
+    out = pd.DataFrame(
+        {
+            "article_id": ids["article_id"].astype(str).to_numpy(),
+            "merchant_id": ids["merchant_id"].astype(str).to_numpy(),
+            "week": table["ds"].dt.date.to_numpy(),
+            "horizon": ((table["ds"] - origin).dt.days // 7).astype("int16").to_numpy(),
+        }
+    )
+    for i, column in enumerate(columns):
+        out[column] = values[:, i].astype("float32")
+    return out.sort_values(["article_id", "merchant_id", "horizon"], ignore_index=True)
+
+
+def _lgbm_params(settings: ForecastSettings) -> dict[str, Any]:
+    threads = settings.threads or os.cpu_count() or 1
+    return {
+        "n_estimators": settings.n_estimators,
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        "min_child_samples": settings.min_child_samples,
+        "random_state": settings.seed,
+        "n_jobs": threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+        **settings.lgbm_params,
+    }

@@ -1,0 +1,52 @@
+"""Run configuration shown in the launchpad; the defaults are `ForecastSettings`' own."""
+
+from __future__ import annotations
+
+import dagster as dg
+from pydantic import Field
+
+from ..core.settings import ForecastSettings
+
+__all__ = ["ForecastConfig", "WindowConfig"]
+
+DEFAULTS = ForecastSettings()
+
+
+class WindowConfig(dg.Config):
+    """Which history the features of one origin week cover."""
+
+    history_weeks: int = Field(
+        DEFAULTS.history_weeks,
+        description="Length of the sliding window ending at the origin week.",
+    )
+    active_weeks: int = Field(
+        DEFAULTS.active_weeks,
+        description="A SKU with a sales row in this many latest weeks is forecast.",
+    )
+
+
+class ForecastConfig(dg.Config):
+    """How the model is trained and scored (see `ForecastSettings` for each field)."""
+
+    horizon: int = Field(DEFAULTS.horizon, description="Weeks ahead to forecast.")
+    quantiles: list[float] = Field(list(DEFAULTS.quantiles), description="Quantile levels.")
+    lags: list[int] = Field(list(DEFAULTS.lags), description="Target lags in weeks.")
+    rolling_windows: list[int] = Field(
+        list(DEFAULTS.rolling_windows), description="Rolling-mean windows over last week's demand."
+    )
+    point_objective: str = Field(
+        DEFAULTS.point_objective, description="LightGBM objective of the point forecast."
+    )
+    n_estimators: int = Field(DEFAULTS.n_estimators, description="Trees per LightGBM model.")
+    learning_rate: float = Field(DEFAULTS.learning_rate, description="LightGBM learning rate.")
+    num_leaves: int = Field(DEFAULTS.num_leaves, description="Leaves per tree.")
+    min_child_samples: int = Field(DEFAULTS.min_child_samples, description="Minimum rows per leaf.")
+    seed: int = Field(DEFAULTS.seed, description="Random seed (same input + seed = same forecast).")
+    threads: int = Field(DEFAULTS.threads, description="Threads; 0 uses every core.")
+
+    def settings(self) -> ForecastSettings:
+        values = self.model_dump()
+        values["quantiles"] = tuple(values["quantiles"])
+        values["lags"] = tuple(values["lags"])
+        values["rolling_windows"] = tuple(values["rolling_windows"])
+        return ForecastSettings(**values)

@@ -1,0 +1,176 @@
+"""Materialize the asset graph for a week on a real Dagster instance, as the UI would.
+
+The CLI, the demo and backtests all come through here, so they run the very assets of the code
+location (`zeos_forecast.definitions`), and their runs show up in the UI afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from ..core.progress import Report
+from ..core.settings import ForecastSettings
+from ..storage import Lake
+from .demand_features import DEMAND_FEATURES
+from .demand_forecast import DEMAND_FORECAST
+from .jobs import WEEKLY_FORECAST
+from .sales_history import SALES_HISTORY
+
+__all__ = ["RunFailed", "WeekRun", "dagster_instance", "forecast_week", "history_runs_needed"]
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+
+
+class RunFailed(RuntimeError):
+    """A Dagster run failed; the message is the step's own error (file, column, rows)."""
+
+
+@dataclass
+class WeekRun:
+    """What one `forecast_week` call ran, and the metadata each asset reported."""
+
+    week: dt.date
+    run_ids: list[str] = field(default_factory=list)
+    history_weeks_validated: int = 0
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The instance under `DAGSTER_HOME` (default `./.dagster`, the one `make dev` shows)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster")))
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.get()
+
+
+def forecast_week(
+    week: dt.date,
+    lake_root: str,
+    instance: dg.DagsterInstance,
+    forecast_config: dict[str, Any] | None = None,
+    window_config: dict[str, Any] | None = None,
+    report: Report | None = print,
+) -> WeekRun:
+    """Brings `sales_history` up to date for the window, then materializes features and forecast.
+
+    Weekly drops of the window that were never validated, or were dropped again since, are
+    validated in one run per contiguous range of weeks; then one run builds the features and the
+    forecast of `week`.
+
+    Raises:
+        RunFailed: with the failing step's error message.
+    """
+    window_config = window_config or {}
+    history_weeks = window_config.get("history_weeks", ForecastSettings().history_weeks)
+    outcome = WeekRun(week=week)
+    lake = Lake(lake_root)
+    if week not in lake.sales_drop_weeks():
+        raise RunFailed(
+            f"No complete sales drop for week {week} under {lake.uri}: "
+            f"landing/sales/week={week}/ needs its files and a _SUCCESS marker."
+        )
+    for first, last in history_runs_needed(lake, week, history_weeks):
+        if report:
+            report(f"Validating sales_history {first} .. {last} in one run ...")
+        tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
+        run_id, metadata = _execute(instance, [SALES_HISTORY], tags, lake_root, {})
+        outcome.run_ids.append(run_id)
+        outcome.history_weeks_validated += (last - first).days // 7 + 1
+        outcome.metadata.update(metadata)
+    if report:
+        report(f"Building features and forecast for {week} ...")
+    ops = {
+        DEMAND_FEATURES: {"config": window_config},
+        DEMAND_FORECAST: {"config": forecast_config or {}},
+    }
+    run_id, metadata = _execute(
+        instance,
+        [DEMAND_FEATURES, DEMAND_FORECAST],
+        {PARTITION_TAG: week.isoformat()},
+        lake_root,
+        ops,
+    )
+    outcome.run_ids.append(run_id)
+    outcome.metadata.update(metadata)
+    return outcome
+
+
+def history_runs_needed(
+    lake: Lake, week: dt.date, history_weeks: int
+) -> list[tuple[dt.date, dt.date]]:
+    """Contiguous week ranges of the window whose drop is newer than its `sales_history` partition."""
+    first = week - dt.timedelta(weeks=history_weeks - 1)
+    drops = {w: m for w, m in lake.sales_drop_weeks().items() if first <= w <= week}
+    done = lake.partitions(SALES_HISTORY, "week")
+    stale = sorted(w for w, marker_time in drops.items() if done.get(w, -1.0) < marker_time)
+    ranges: list[tuple[dt.date, dt.date]] = []
+    for w in stale:
+        if ranges and w - ranges[-1][1] == dt.timedelta(weeks=1):
+            ranges[-1] = (ranges[-1][0], w)
+        else:
+            ranges.append((w, w))
+    return ranges
+
+
+def weekly_job() -> dg.JobDefinition:
+    """The code location's weekly job (a module-level factory, so runs are reconstructable)."""
+    from ..definitions import defs
+
+    return defs.resolve_job_def(WEEKLY_FORECAST)
+
+
+def _execute(
+    instance: dg.DagsterInstance,
+    assets: list[str],
+    tags: dict[str, str],
+    lake_root: str,
+    ops: dict[str, Any],
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    run_config = {
+        "execution": {"config": {"in_process": {}}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        "resources": {"lake": {"config": {"root": lake_root}}},
+        "ops": ops,
+    }
+    with dg.execute_job(
+        dg.reconstructable(weekly_job),
+        instance=instance,
+        run_config=run_config,
+        tags=tags,
+        asset_selection=[dg.AssetKey(a) for a in assets],
+        raise_on_error=False,
+    ) as result:
+        if not result.success:
+            raise RunFailed(_failure_message(result))
+        return result.run_id, _materialization_metadata(result)
+
+
+def _failure_message(result: dg.ExecuteJobResult) -> str:
+    messages = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        description = event.step_failure_data.user_failure_data
+        text = (
+            description.description
+            if description and description.description
+            else (error.message.strip() if error else "unknown error")
+        )
+        messages.append(f"{event.step_key} failed (run {result.run_id}):\n{text}")
+    return "\n".join(messages) or f"run {result.run_id} failed"
+
+
+def _materialization_metadata(result: dg.ExecuteJobResult) -> dict[str, dict[str, Any]]:
+    found = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        found[materialization.asset_key.to_user_string()] = {
+            key: value.value for key, value in materialization.metadata.items()
+        }
+    return found

@@ -1,0 +1,28 @@
+"""Weekly partitions, defined once: key `W` is the Monday of the last observed week (the origin)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+
+from .environment import first_week
+
+__all__ = ["partition_week", "weekly_partitions", "weeks_in_window"]
+
+weekly_partitions = dg.WeeklyPartitionsDefinition(
+    start_date=first_week().isoformat(),
+    day_offset=1,  # weeks start on Monday
+    timezone="UTC",
+    fmt="%Y-%m-%d",
+)
+
+
+def partition_week(key: str) -> dt.date:
+    return dt.date.fromisoformat(key)
+
+
+def weeks_in_window(window: dg.TimeWindow) -> list[dt.date]:
+    """The Mondays of a partition time window (one for a single partition, more for a range)."""
+    first, end = window.start.date(), window.end.date()
+    return [first + dt.timedelta(weeks=i) for i in range((end - first).days // 7)]
