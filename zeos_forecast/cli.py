@@ -1,4 +1,4 @@
-"""`zeos-forecast`: generate data, run the demo, forecast a week — all through the Dagster assets."""
+"""`zeos-forecast`: generate data, run the demo, forecast a week, through the Dagster assets."""
 
 from __future__ import annotations
 

@@ -1,12 +1,13 @@
 """The lake: every read and write of parquet and landing files goes through `Lake`.
 
-A lake root is a local directory (the embedded default) or `s3://bucket/prefix`. Derived datasets are
-Hive-partitioned (`<dataset>/<key>=YYYY-MM-DD/part-0.parquet`), one file per partition, so that a
-partition is replaced in one atomic step and re-running it never duplicates rows.
+A lake root is a local directory (the embedded default) or `s3://bucket/prefix`. Derived
+datasets are Hive-partitioned (`<dataset>/<key>=YYYY-MM-DD/part-0.parquet`), one file per
+partition, so that a partition is replaced in one atomic step and a re-run never duplicates rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import posixpath
@@ -80,7 +81,7 @@ class Lake:
     # ---- landing zone (read-only for the pipeline, written only by importers and generators) ----
 
     def sales_drop_weeks(self) -> dict[dt.date, float]:
-        """Weeks whose sales drop is complete (has its `_SUCCESS` marker), with the marker's mtime."""
+        """Weeks whose sales drop is complete (has its `_SUCCESS` marker), with its mtime."""
         weeks: dict[dt.date, float] = {}
         for info in self._list(LANDING_SALES, recursive=True):
             folder, name = posixpath.split(info.path)
@@ -119,7 +120,7 @@ class Lake:
         ]
 
     def write_landing_drop(self, week: dt.date, frame: pd.DataFrame) -> str:
-        """Writes a complete weekly sales drop the way a user's upload would arrive: data, then marker."""
+        """Writes a complete weekly drop the way a user's upload arrives: data, then marker."""
         folder = self.sales_drop_dir(week)
         self.fs.create_dir(folder, recursive=True)
         table = pa.Table.from_pandas(frame, preserve_index=False)
@@ -250,7 +251,5 @@ def _absolute(uri: str) -> str:
 
 
 def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         fs.delete_file(path)
-    except (FileNotFoundError, OSError):
-        pass

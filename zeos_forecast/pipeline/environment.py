@@ -13,7 +13,7 @@ DEFAULT_FIRST_WEEK = "2018-01-01"
 
 
 def lake_root() -> str:
-    """`ZEOS_LAKE` (a local path or `s3://bucket/prefix`), else `./lake` in the working directory."""
+    """`ZEOS_LAKE` (a local path or `s3://bucket/prefix`), else `./lake` under the working dir."""
     return os.environ.get("ZEOS_LAKE") or str(Path.cwd() / "lake")
 
 

@@ -1,4 +1,4 @@
-"""The weekly job: the whole asset graph for one origin week (or a subset, such as a history range)."""
+"""The weekly job: the whole asset graph for one origin week, or a subset such as history."""
 
 from __future__ import annotations
 

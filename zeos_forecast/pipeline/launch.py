@@ -105,7 +105,7 @@ def forecast_week(
 def history_runs_needed(
     lake: Lake, week: dt.date, history_weeks: int
 ) -> list[tuple[dt.date, dt.date]]:
-    """Contiguous week ranges of the window whose drop is newer than its `sales_history` partition."""
+    """Contiguous week ranges of the window whose drop is newer than its `sales_history`."""
     first = week - dt.timedelta(weeks=history_weeks - 1)
     drops = {w: m for w, m in lake.sales_drop_weeks().items() if first <= w <= week}
     done = lake.partitions(SALES_HISTORY, "week")

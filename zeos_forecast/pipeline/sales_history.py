@@ -1,4 +1,4 @@
-"""`sales_history`: each week's landing drop, validated against the contract, with derived demand."""
+"""`sales_history`: each week's landing drop, validated against the contract, plus demand."""
 
 import time
 
