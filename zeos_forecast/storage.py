@@ -206,7 +206,17 @@ class Lake:
         wanted = (pads.field(key) >= pa.scalar(first, pa.date32())) & (
             pads.field(key) <= pa.scalar(last, pa.date32())
         )
-        table = dataset_.to_table(columns=list(columns) if columns else None, filter=wanted)
+        # pyarrow takes the schema of the first file; a column added to later drops must not vanish.
+        fragments = list(dataset_.get_fragments(filter=wanted))
+        if not fragments:
+            return pd.DataFrame()
+        schema = pa.unify_schemas(
+            [f.physical_schema for f in fragments] + [pa.schema([(key, pa.date32())])],
+            promote_options="permissive",
+        )
+        table = dataset_.replace_schema(schema).to_table(
+            columns=list(columns) if columns else None, filter=wanted
+        )
         return table.to_pandas()
 
     # ---- internals ----

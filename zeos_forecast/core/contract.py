@@ -128,7 +128,7 @@ def _validate_file(path: str, frame: pd.DataFrame, week: dt.date) -> pd.DataFram
 def _ids(path: str, frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     if pd.api.types.is_integer_dtype(values):
-        values = values.astype(str)  # integer ids are the same ids written as text
+        values = values.astype("string")  # integer ids are the same ids written as text
     elif not (pd.api.types.is_string_dtype(values) or pd.api.types.is_object_dtype(values)):
         raise LandingDataError(
             path,
@@ -145,9 +145,9 @@ def _ids(path: str, frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _weeks(path: str, frame: pd.DataFrame, week: dt.date) -> pd.Series:
-    parsed = pd.to_datetime(frame["week"], errors="coerce", format="mixed")
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    # Dates without an offset are UTC (the partitions' time zone); offsets are converted to it.
+    parsed = pd.to_datetime(frame["week"], errors="coerce", format="mixed", utc=True)
+    parsed = parsed.dt.tz_localize(None)
     _raise_if(
         parsed.isna(),
         path,
@@ -179,6 +179,14 @@ def _numbers(
     what: str = "",
 ) -> pd.Series:
     raw = frame[column]
+    if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw):
+        _raise_if(
+            pd.Series(True, index=frame.index),
+            path,
+            frame,
+            column,
+            f"is not a number (found dtype {raw.dtype})",
+        )
     if pd.api.types.is_bool_dtype(raw):
         raw = raw.astype("int8")
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
@@ -251,16 +259,18 @@ def validate_metadata(files: Sequence[tuple[str, pd.DataFrame]], key: str) -> pd
             raise LandingDataError(
                 path, key, f"key column is missing (found: {list(frame.columns)})"
             )
-        ids = _ids(path, frame, key)
-        frames.append(frame.assign(**{key: ids}))
-    combined = pd.concat(frames, ignore_index=True)
+        frames.append(frame.assign(**{key: _ids(path, frame, key)}))
+    combined = pd.concat(frames, keys=range(len(frames)), names=["file_index", None])
     repeated = combined[key].duplicated(keep=False)
-    _raise_if(
-        repeated,
-        files[0][0],
-        combined,
-        key,
-        "the same id is described more than once",
-        hint="Keep one row per id across the folder's files.",
-    )
-    return combined
+    if repeated.any():
+        paths = [path for path, _ in files]
+        rows = combined.loc[repeated]
+        file_index = rows.index.get_level_values("file_index")
+        raise LandingDataError(
+            paths[file_index[0]],
+            key,
+            f"{int(repeated.sum())} rows describe an id that another row describes too",
+            rows.assign(file=[paths[i] for i in file_index]).droplevel("file_index"),
+            hint="Keep one row per id across the folder's files.",
+        )
+    return combined.reset_index(drop=True)

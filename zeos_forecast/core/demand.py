@@ -31,7 +31,7 @@ def derive_demand(sales: pd.DataFrame) -> pd.DataFrame:
     availability = out["availability"].to_numpy(dtype="float64")
     units = out["units_sold"].to_numpy(dtype="float64")
     out["censored"] = availability < 1.0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scaled = units / availability
     out["demand"] = np.where(availability >= MIN_AVAILABILITY_TO_SCALE, scaled, np.nan)
     return out

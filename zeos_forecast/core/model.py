@@ -123,12 +123,15 @@ def train_and_score(
 
     started = time.perf_counter()
     quantile_models = {c: forecaster.models_.pop(c) for c in settings.quantile_columns}
-    along_path = _QuantilesAlongPointPath(quantile_models)
+    along_path = _QuantilesAlongPointPath(quantile_models, active_ids)
     with warnings.catch_warnings():
         # Young SKUs have no long lags yet: NaN features are expected and LightGBM handles them.
         warnings.filterwarnings("ignore", message="Found null values")
         predictions = forecaster.predict(
-            settings.horizon, X_df=future, ids=list(active_ids), before_predict_callback=along_path
+            settings.horizon,
+            X_df=future if dynamic else None,
+            ids=list(active_ids),
+            before_predict_callback=along_path,
         )
     table = _assemble(predictions, along_path.frame(origin_ts), features, origin_ts, settings)
     seconds["predict"] = time.perf_counter() - started
@@ -159,21 +162,30 @@ def future_inputs(
 
 
 class _QuantilesAlongPointPath:
-    """A `before_predict_callback` that scores the quantile models on each step's point features."""
+    """A `before_predict_callback` that scores the quantile models on each step's point features.
 
-    def __init__(self, models: dict[str, Any]):
+    mlforecast hands the callback one row per predicted series in the order of the (sorted) `ids`
+    given to `predict`; its index is positional, not the series id, so the ids are kept here.
+    """
+
+    def __init__(self, models: dict[str, Any], ids: np.ndarray):
         self.models = models
+        self.ids = ids
         self.steps: list[pd.DataFrame] = []
 
     def __call__(self, step_features: pd.DataFrame) -> pd.DataFrame:
+        if len(step_features) != len(self.ids):
+            raise RuntimeError(
+                f"expected features for {len(self.ids)} series, got {len(step_features)}"
+            )
         scores = {name: model.predict(step_features) for name, model in self.models.items()}
-        self.steps.append(pd.DataFrame(scores, index=step_features.index))
+        self.steps.append(pd.DataFrame(scores))
         return step_features
 
     def frame(self, origin: pd.Timestamp) -> pd.DataFrame:
         """Quantile scores with `unique_id` and `ds`, one block per horizon step."""
         blocks = [
-            step.rename_axis("unique_id").reset_index().assign(ds=origin + pd.Timedelta(weeks=h))
+            step.assign(unique_id=self.ids, ds=origin + pd.Timedelta(weeks=h))
             for h, step in enumerate(self.steps, start=1)
         ]
         return pd.concat(blocks, ignore_index=True)

@@ -1,0 +1,278 @@
+"""Tests of the forecast settings and of train-and-score on small generated panels."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from core_frames import ORIGIN, history_of, monday, panel_history, sales_row
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zeos_forecast.core.features import build_demand_features, dynamic_columns
+from zeos_forecast.core.model import future_inputs, train_and_score
+from zeos_forecast.core.settings import ForecastSettings, quantile_column
+from zeos_forecast.datasets.synthetic import generate_panel
+
+N_SKUS, N_WEEKS, WEEKS_AFTER_ORIGIN = 200, 84, 4
+HISTORY_WEEKS = N_WEEKS - WEEKS_AFTER_ORIGIN
+# One thread: the machine is shared, and a single thread keeps LightGBM fast and deterministic.
+SETTINGS = ForecastSettings(n_estimators=20, history_weeks=HISTORY_WEEKS, threads=1)
+KEYS = ["article_id", "merchant_id"]
+
+
+def build(history: pd.DataFrame, panel) -> pd.DataFrame:
+    return build_demand_features(
+        history,
+        ORIGIN,
+        SETTINGS.history_weeks,
+        SETTINGS.active_weeks,
+        panel.articles,
+        panel.merchants,
+    )
+
+
+@pytest.fixture(scope="module")
+def panel():
+    """A panel running four weeks past the origin, so that there is a future to ignore."""
+    last_week = ORIGIN + dt.timedelta(weeks=WEEKS_AFTER_ORIGIN)
+    return generate_panel(N_SKUS, N_WEEKS, last_week, seed=7)
+
+
+@pytest.fixture(scope="module")
+def history(panel) -> pd.DataFrame:
+    """The panel's sales up to and including the origin week."""
+    return panel_history(panel, range(N_WEEKS - WEEKS_AFTER_ORIGIN))
+
+
+@pytest.fixture(scope="module")
+def features(history, panel) -> pd.DataFrame:
+    return build(history, panel)
+
+
+@pytest.fixture(scope="module")
+def result(features):
+    return train_and_score(features, ORIGIN, SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def table(result) -> pd.DataFrame:
+    return result.table
+
+
+def active_keys(features: pd.DataFrame) -> set[tuple[str, str]]:
+    active = features.loc[features["active"], KEYS].drop_duplicates().astype(str)
+    return set(active.itertuples(index=False, name=None))
+
+
+# ---- ForecastSettings ----
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("horizon", 0),
+        ("history_weeks", 1),
+        ("quantiles", (0.1, 1.2)),
+        ("quantiles", (0.0, 0.5)),
+        ("quantiles", ()),
+        ("quantiles", (0.5, 0.5)),
+        ("quantiles", (0.1, 0.1000000001)),
+        ("lags", (1, 0)),
+        ("rolling_windows", (1,)),
+        ("active_weeks", 0),
+    ],
+)
+def test_an_invalid_setting_raises_a_value_error_naming_the_field(field, value):
+    with pytest.raises(ValueError, match="Invalid forecast settings") as caught:
+        ForecastSettings(**{field: value})
+
+    assert f"{field} must" in str(caught.value)
+    assert str(value) in str(caught.value)
+
+
+def test_every_invalid_setting_is_reported_at_once():
+    with pytest.raises(ValueError) as caught:
+        ForecastSettings(horizon=0, lags=(0,))
+
+    assert "horizon must" in str(caught.value) and "lags must" in str(caught.value)
+
+
+def test_quantiles_are_kept_sorted():
+    chosen = ForecastSettings(quantiles=(0.9, 0.1, 0.5, 0.25))
+
+    assert chosen.quantiles == (0.1, 0.25, 0.5, 0.9)
+    assert chosen.quantile_columns == ["q10", "q25", "q50", "q90"]
+
+
+def test_the_defaults_are_valid_and_documented_values():
+    defaults = ForecastSettings()
+
+    assert defaults.horizon == 12
+    assert defaults.quantiles == (0.1, 0.5, 0.9)
+    assert defaults.as_dict()["quantiles"] == (0.1, 0.5, 0.9)
+
+
+@pytest.mark.parametrize(
+    ("level", "column"),
+    [(0.1, "q10"), (0.5, "q50"), (0.9, "q90"), (0.05, "q5"), (0.975, "q97.5"), (0.995, "q99.5")],
+)
+def test_a_quantile_column_is_named_by_its_percent(level, column):
+    assert quantile_column(level) == column
+
+
+@settings(max_examples=50, deadline=None)
+@given(permille=st.integers(1, 999))
+def test_every_quantile_in_permille_steps_gets_its_exact_percent_name(permille):
+    assert quantile_column(permille / 1000) == f"q{permille / 10:g}"
+
+
+# ---- train_and_score ----
+
+
+def test_each_active_sku_gets_one_row_per_week_of_the_horizon(table, features):
+    horizon = SETTINGS.horizon
+    keys = set(table[KEYS].itertuples(index=False, name=None))
+
+    assert keys == active_keys(features)
+    assert len(table) == len(keys) * horizon
+    horizons = table.groupby(KEYS)["horizon"].apply(list)
+    assert all(h == list(range(1, horizon + 1)) for h in horizons)
+    expected_week = [ORIGIN + dt.timedelta(weeks=int(h)) for h in table["horizon"]]
+    assert table["week"].tolist() == expected_week
+
+
+def test_discontinued_skus_teach_the_model_but_get_no_forecast(result, features):
+    all_skus = features["sku"].nunique()
+    active = len(active_keys(features))
+
+    assert active < all_skus  # the panel has discontinued SKUs, which this test is about
+    assert result.skus_trained == all_skus
+    assert result.skus_scored == active
+    assert result.train_rows == len(features)
+
+
+def test_the_forecast_table_has_the_documented_columns(table):
+    assert list(table.columns) == [*KEYS, "week", "horizon", "forecast", "q10", "q50", "q90"]
+    assert table["article_id"].map(type).eq(str).all()
+
+
+def test_the_forecast_table_has_no_missing_values(table):
+    assert not table.isna().any().any(), table[table.isna().any(axis=1)].head()
+
+
+def test_forecasts_and_quantiles_are_never_negative(table):
+    negative = table[["forecast", "q10", "q50", "q90"]] < 0
+
+    assert not negative.any().any()
+
+
+def test_quantiles_are_ordered_in_every_row(table):
+    crossed = (table["q10"] > table["q50"]) | (table["q50"] > table["q90"])  # NaN: another test
+
+    assert not crossed.any(), table.loc[crossed].head()
+
+
+def test_two_runs_with_the_same_input_and_settings_are_identical(table, features):
+    again = train_and_score(features.copy(), ORIGIN, SETTINGS).table
+
+    pd.testing.assert_frame_equal(again, table)
+
+
+def test_history_after_the_origin_does_not_move_the_forecast(table, panel, history):
+    later = panel_history(panel, range(N_WEEKS - WEEKS_AFTER_ORIGIN, N_WEEKS))
+    later["units_sold"] *= 50
+    later["demand"] *= 50
+    later["price"] = 0.01
+    newcomer = later.iloc[[0]].assign(article_id="LATE", merchant_id="LATE")
+    extended = pd.concat([history, later, newcomer], ignore_index=True)
+
+    moved = train_and_score(build(extended, panel), ORIGIN, SETTINGS).table
+
+    pd.testing.assert_frame_equal(moved, table)
+
+
+def test_future_inputs_carry_each_active_skus_last_observed_values(features):
+    dynamic = dynamic_columns(features)
+
+    future = future_inputs(features, ORIGIN, 3, dynamic)
+
+    active = features.loc[features["active"]]
+    last = active.loc[active["week"] == pd.Timestamp(ORIGIN)].set_index("sku")[dynamic]
+    assert list(future.columns) == ["unique_id", "ds", *dynamic]
+    assert len(future) == 3 * len(last)
+    weeks = future.groupby("unique_id")["ds"].apply(list)
+    assert all(w == [monday(-1), monday(-2), monday(-3)] for w in weeks)
+    carried = future.set_index("unique_id")[dynamic]
+    pd.testing.assert_frame_equal(carried, last.loc[carried.index], check_names=False)
+
+
+def test_a_price_is_carried_over_the_horizon_from_the_last_observed_week():
+    rows = [sales_row("A", "M1", w, price=9.0, list_price=10.0) for w in range(8, 2, -1)]
+    rows.append(sales_row("A", "M1", 2, price=6.0, list_price=10.0))  # then no rows: a gap
+    frame = build_demand_features(history_of(rows), ORIGIN, 20, 13)
+
+    future = future_inputs(frame, ORIGIN, 4, dynamic_columns(frame))
+
+    assert future["price"].tolist() == [6.0] * 4
+    assert future["discount"].tolist() == pytest.approx([0.4] * 4)
+    assert future["ds"].tolist() == [monday(-h) for h in range(1, 5)]
+
+
+def test_custom_quantiles_and_a_short_horizon_shape_the_table(features):
+    custom = ForecastSettings(
+        n_estimators=20,
+        history_weeks=HISTORY_WEEKS,
+        threads=1,
+        horizon=3,
+        quantiles=(0.95, 0.05),
+    )
+
+    table = train_and_score(features, ORIGIN, custom).table
+
+    assert list(table.columns) == [*KEYS, "week", "horizon", "forecast", "q5", "q95"]
+    assert table.groupby(KEYS).size().eq(3).all()
+    assert set(table["horizon"]) == {1, 2, 3}
+    assert len(table) == 3 * len(active_keys(features))
+    assert not (table["q5"] > table["q95"]).any()
+
+
+def test_quantiles_belong_to_their_own_sku_when_some_skus_are_discontinued():
+    """SKUs alternate between ~1 and ~1000 units a week; the first one is discontinued."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(40):
+        level = 1000.0 if s % 2 else 1.0
+        last_week = 30 if s == 0 else 0
+        for w in range(40, last_week - 1, -1):
+            rows.append(sales_row(f"A{s:02d}", "M1", w, rng.poisson(level), price=5.0))
+    frame = build_demand_features(history_of(rows), ORIGIN, 52, 13)
+    quick = ForecastSettings(
+        n_estimators=20, horizon=2, lags=(1, 2), rolling_windows=(4,), threads=1
+    )
+
+    table = train_and_score(frame, ORIGIN, quick).table
+
+    big = table["article_id"].str[1:].astype(int) % 2 == 1
+    for column in ("forecast", "q10", "q50", "q90"):
+        assert table.loc[big, column].min() > table.loc[~big, column].max(), column
+
+
+def test_a_history_without_prices_or_extra_columns_still_forecasts():
+    rows = [sales_row(f"A{s}", "M1", w, 5.0 + s) for s in range(30) for w in range(30, -1, -1)]
+    frame = build_demand_features(history_of(rows), ORIGIN, 52, 13)
+    assert dynamic_columns(frame) == []
+    quick = ForecastSettings(n_estimators=5, horizon=2, lags=(1, 2), threads=1)
+
+    table = train_and_score(frame, ORIGIN, quick).table
+
+    assert len(table) == 30 * 2
+    assert table["forecast"].notna().all()
+
+
+def test_a_window_without_any_active_sku_raises_a_value_error():
+    history = history_of([sales_row("A", "M1", w) for w in range(40, 20, -1)])
+    frame = build_demand_features(history, ORIGIN, 52, 13)
+
+    with pytest.raises(ValueError, match="No active SKU"):
+        train_and_score(frame, ORIGIN, SETTINGS)

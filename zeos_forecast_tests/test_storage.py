@@ -1,0 +1,292 @@
+"""Tests of the lake on a local root: atomic partitions, windows and the read-only landing zone."""
+
+import datetime as dt
+import gzip
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from core_frames import sales_drop
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zeos_forecast.core.contract import validate_sales_drop
+from zeos_forecast.storage import LANDING_ARTICLES, SUCCESS_MARKER, Lake
+
+WEEK = dt.date(2024, 1, 1)
+DATASET, KEY = "sales_history", "week"
+
+
+def week(i: int) -> dt.date:
+    return WEEK + dt.timedelta(weeks=i)
+
+
+def rows(n: int, start: int = 0) -> pa.Table:
+    return pa.table(
+        {
+            "article_id": [f"A{i}" for i in range(start, start + n)],
+            "units_sold": [float(i) for i in range(start, start + n)],
+        }
+    )
+
+
+@pytest.fixture
+def lake(tmp_path) -> Lake:
+    return Lake(str(tmp_path / "lake"))
+
+
+def drop_folder(lake: Lake, when: dt.date, marker: bool = True) -> Path:
+    folder = Path(lake.sales_drop_dir(when))
+    folder.mkdir(parents=True)
+    if marker:
+        (folder / SUCCESS_MARKER).touch()
+    return folder
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+# ---- derived datasets ----
+
+
+def test_a_written_partition_reads_back_unchanged(lake):
+    frame = pd.DataFrame(
+        {"article_id": ["A1", "A2"], "units_sold": [1.5, 0.0], "censored": [True, False]}
+    )
+
+    lake.write_partition(DATASET, KEY, WEEK, pa.Table.from_pandas(frame, preserve_index=False))
+
+    pd.testing.assert_frame_equal(lake.read_partition(DATASET, KEY, WEEK), frame)
+
+
+def test_a_partition_is_one_parquet_file_in_a_hive_folder(lake, tmp_path):
+    path = lake.write_partition(DATASET, KEY, WEEK, rows(3))
+
+    assert path == str(tmp_path / "lake" / DATASET / f"{KEY}=2024-01-01" / "part-0.parquet")
+    assert os.listdir(Path(path).parent) == ["part-0.parquet"]
+
+
+def test_rewriting_a_partition_replaces_it_and_leaves_no_temporary_file(lake):
+    lake.write_partition(DATASET, KEY, WEEK, rows(5))
+
+    path = lake.write_partition(DATASET, KEY, WEEK, rows(2, start=100))
+
+    assert os.listdir(Path(path).parent) == ["part-0.parquet"]
+    again = lake.read_partition(DATASET, KEY, WEEK)
+    assert again["article_id"].tolist() == ["A100", "A101"]
+    assert len(lake.read_window(DATASET, KEY, WEEK, WEEK)) == 2
+
+
+def test_partitions_lists_every_written_value_in_order(lake):
+    for i in (3, 0, 1):
+        lake.write_partition(DATASET, KEY, week(i), rows(1))
+    lake.write_partition("other_dataset", KEY, week(7), rows(1))
+
+    found = lake.partitions(DATASET, KEY)
+
+    assert list(found) == [week(0), week(1), week(3)]
+    assert all(isinstance(mtime, float) for mtime in found.values())
+    assert lake.partitions("never_written", KEY) == {}
+
+
+def test_a_partition_left_with_only_a_temporary_file_is_not_listed_or_read(lake, tmp_path):
+    lake.write_partition(DATASET, KEY, week(0), rows(2))
+    crashed = Path(lake.partition_dir(DATASET, KEY, week(1)))
+    crashed.mkdir(parents=True)
+    (crashed / ".part-0.parquet.0123abcd.tmp").write_bytes(b"PAR1 half a file")
+
+    assert list(lake.partitions(DATASET, KEY)) == [week(0)]
+    assert len(lake.read_window(DATASET, KEY, week(0), week(1))) == 2
+
+
+def test_read_window_returns_the_partitions_from_first_to_last_inclusive(lake):
+    for i in range(5):
+        lake.write_partition(DATASET, KEY, week(i), rows(2, start=10 * i))
+
+    window = lake.read_window(DATASET, KEY, week(1), week(3))
+
+    assert sorted(window[KEY].unique()) == [week(1), week(2), week(3)]
+    assert sorted(window["article_id"]) == ["A10", "A11", "A20", "A21", "A30", "A31"]
+
+
+def test_read_window_can_select_columns(lake):
+    lake.write_partition(DATASET, KEY, WEEK, rows(2))
+
+    window = lake.read_window(DATASET, KEY, WEEK, WEEK, columns=["units_sold"])
+
+    assert list(window.columns) == ["units_sold"]
+
+
+def test_read_window_of_a_dataset_never_written_is_empty(lake):
+    assert lake.read_window(DATASET, KEY, week(0), week(52)).empty
+
+
+def test_read_window_outside_the_written_weeks_is_empty(lake):
+    lake.write_partition(DATASET, KEY, week(0), rows(2))
+
+    assert lake.read_window(DATASET, KEY, week(1), week(9)).empty
+
+
+def test_read_window_keeps_a_column_that_only_later_partitions_have(lake):
+    lake.write_partition(DATASET, KEY, week(0), rows(1))
+    lake.write_partition(DATASET, KEY, week(1), rows(1).append_column("promo", pa.array([1.0])))
+
+    window = lake.read_window(DATASET, KEY, week(0), week(1))
+
+    assert "promo" in window.columns
+    assert window.sort_values(KEY)["promo"].isna().tolist() == [True, False]
+
+
+def test_reading_a_missing_partition_names_it_and_what_to_do(lake):
+    with pytest.raises(FileNotFoundError, match="Materialize sales_history") as caught:
+        lake.read_partition(DATASET, KEY, WEEK)
+
+    assert "week=2024-01-01" in str(caught.value)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    units=st.lists(
+        st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=0, max_size=30
+    ),
+    text=st.text(min_size=0, max_size=8),
+)
+def test_any_table_round_trips_through_a_partition(units, text):
+    frame = pd.DataFrame({"units_sold": pd.Series(units, dtype="float64")})
+    frame["article_id"] = [f"{text}{i}" for i in range(len(units))]
+    with tempfile.TemporaryDirectory() as root:
+        lake = Lake(root)
+        lake.write_partition(DATASET, KEY, WEEK, pa.table({"units_sold": [0.0]}))
+        lake.write_partition(DATASET, KEY, WEEK, pa.Table.from_pandas(frame, preserve_index=False))
+
+        back = lake.read_partition(DATASET, KEY, WEEK)
+
+    pd.testing.assert_frame_equal(back, frame, check_index_type=False)
+
+
+# ---- landing zone ----
+
+
+def test_sales_drop_weeks_lists_only_drops_with_a_success_marker(lake):
+    for i in (2, 0):
+        lake.write_landing_drop(week(i), sales_drop(week(i)))
+    incomplete = drop_folder(lake, week(1), marker=False)
+    sales_drop(week(1)).to_parquet(incomplete / "part-0.parquet")
+    (Path(lake.path("landing/sales")) / "week=not-a-date").mkdir()
+    (Path(lake.path("landing/sales")) / "week=not-a-date" / SUCCESS_MARKER).touch()
+
+    assert list(lake.sales_drop_weeks()) == [week(0), week(2)]
+
+
+def test_an_empty_landing_zone_has_no_drops(lake):
+    assert lake.sales_drop_weeks() == {}
+
+
+def test_reading_a_drop_without_its_marker_names_the_folder(lake):
+    folder = drop_folder(lake, WEEK, marker=False)
+    sales_drop(WEEK).to_parquet(folder / "part-0.parquet")
+
+    with pytest.raises(FileNotFoundError, match=SUCCESS_MARKER) as caught:
+        lake.read_sales_drop(WEEK)
+
+    assert str(folder) in str(caught.value)
+
+
+def test_reading_a_drop_that_does_not_exist_names_the_folder(lake):
+    with pytest.raises(FileNotFoundError) as caught:
+        lake.read_sales_drop(WEEK)
+
+    assert lake.sales_drop_dir(WEEK) in str(caught.value)
+
+
+def test_a_written_landing_drop_reads_back_as_its_frame(lake):
+    drop = sales_drop(WEEK)
+
+    lake.write_landing_drop(WEEK, drop)
+
+    [landing] = lake.read_sales_drop(WEEK)
+    assert landing.path == os.path.join(lake.sales_drop_dir(WEEK), "part-0.parquet")
+    pd.testing.assert_frame_equal(landing.frame, drop, check_dtype=False)
+
+
+def test_a_drop_is_read_file_by_file_in_name_order_skipping_other_files(lake):
+    folder = drop_folder(lake, WEEK)
+    sales_drop(WEEK, n_skus=2, first_sku=0).to_parquet(folder / "b.parquet")
+    sales_drop(WEEK, n_skus=3, first_sku=2).to_csv(folder / "a.csv", index=False)
+    (folder / "README.txt").write_text("exported by the shop system")
+    (folder / ".c.parquet").write_bytes(b"hidden upload in progress")
+    (folder / "_d.csv").write_text("article_id\nnot data\n")
+
+    files = lake.read_sales_drop(WEEK)
+
+    assert [Path(f.path).name for f in files] == ["a.csv", "b.parquet"]
+    assert [len(f.frame) for f in files] == [3, 2]
+
+
+def test_csv_and_gzipped_csv_landing_files_are_read_as_text(lake):
+    folder = drop_folder(lake, WEEK)
+    text = "article_id,merchant_id,week,units_sold,availability\n007,M1,2024-01-01,3,\n"
+    (folder / "plain.csv").write_text(text)
+    with gzip.open(folder / "packed.csv.gz", "wt") as out:
+        out.write(text.replace("007", "008"))
+
+    files = lake.read_sales_drop(WEEK)
+
+    assert [Path(f.path).name for f in files] == ["packed.csv.gz", "plain.csv"]
+    for landing, article in zip(files, ["008", "007"], strict=True):
+        assert landing.frame.to_dict("records") == [
+            {
+                "article_id": article,
+                "merchant_id": "M1",
+                "week": "2024-01-01",
+                "units_sold": "3",
+                "availability": "",
+            }
+        ]
+    combined = validate_sales_drop([(f.path, f.frame) for f in files], WEEK)
+    assert combined["availability"].tolist() == [1.0, 1.0]
+
+
+def test_metadata_files_are_read_from_their_folder(lake):
+    articles = pd.DataFrame({"article_id": ["A1"], "category": ["shoes"]})
+    lake.write_landing_table(LANDING_ARTICLES, "articles.parquet", articles)
+    (Path(lake.path(LANDING_ARTICLES)) / "more.csv").write_text("article_id,category\n2,bags\n")
+
+    files = sorted(lake.read_metadata(LANDING_ARTICLES), key=lambda f: f.path)
+
+    assert [Path(f.path).name for f in files] == ["articles.parquet", "more.csv"]
+    pd.testing.assert_frame_equal(files[0].frame, articles)
+    assert files[1].frame.to_dict("records") == [{"article_id": "2", "category": "bags"}]
+    assert lake.read_metadata("landing/merchants") == []
+
+
+def test_landing_files_are_byte_for_byte_unchanged_after_reading(lake):
+    folder = drop_folder(lake, WEEK)
+    sales_drop(WEEK, n_skus=2).to_parquet(folder / "part-0.parquet")
+    sales_drop(WEEK, n_skus=2, first_sku=2).to_csv(folder / "part-1.csv", index=False)
+    with gzip.open(folder / "part-2.csv.gz", "wt") as out:
+        sales_drop(WEEK, n_skus=2, first_sku=4).to_csv(out, index=False)
+    lake.write_landing_table(
+        LANDING_ARTICLES, "articles.parquet", pd.DataFrame({"article_id": ["A"]})
+    )
+    landing = Path(lake.path("landing"))
+    before = digests(landing)
+    mtimes = {p: p.stat().st_mtime_ns for p in landing.rglob("*")}
+
+    files = lake.read_sales_drop(WEEK)
+    validate_sales_drop([(f.path, f.frame) for f in files], WEEK)
+    lake.read_metadata(LANDING_ARTICLES)
+    lake.sales_drop_weeks()
+
+    assert digests(landing) == before
+    assert {p: p.stat().st_mtime_ns for p in landing.rglob("*")} == mtimes
+    assert len(before) == 5
