@@ -100,6 +100,7 @@ def _validate_file(path: str, frame: pd.DataFrame, week: dt.date) -> pd.DataFram
             path,
             missing[0],
             f"required column is missing (found columns: {list(frame.columns)})",
+            frame.head(SAMPLE_ROWS),
             hint=f"Every sales file needs {list(REQUIRED_COLUMNS)}.",
         )
     out = pd.DataFrame(index=frame.index)

@@ -19,7 +19,9 @@ from ..core.settings import ForecastSettings
 from ..storage import Lake
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
+from .environment import first_week
 from .jobs import WEEKLY_FORECAST
+from .partitions import weekly_partitions
 from .sales_history import SALES_HISTORY
 
 __all__ = ["RunFailed", "WeekRun", "dagster_instance", "forecast_week", "history_runs_needed"]
@@ -71,12 +73,14 @@ def forecast_week(
     history_weeks = window_config.get("history_weeks", ForecastSettings().history_weeks)
     outcome = WeekRun(week=week)
     lake = Lake(lake_root)
-    if week not in lake.sales_drop_weeks():
+    drop_weeks = lake.sales_drop_weeks()
+    _check_partition_range(week, history_weeks, list(drop_weeks))
+    if week not in drop_weeks:
         raise RunFailed(
             f"No complete sales drop for week {week} under {lake.uri}: "
             f"landing/sales/week={week}/ needs its files and a _SUCCESS marker."
         )
-    for first, last in history_runs_needed(lake, week, history_weeks):
+    for first, last in history_runs_needed(lake, week, history_weeks, instance):
         if report:
             report(f"Validating sales_history {first} .. {last} in one run ...")
         tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
@@ -103,12 +107,23 @@ def forecast_week(
 
 
 def history_runs_needed(
-    lake: Lake, week: dt.date, history_weeks: int
+    lake: Lake,
+    week: dt.date,
+    history_weeks: int,
+    instance: dg.DagsterInstance | None = None,
 ) -> list[tuple[dt.date, dt.date]]:
-    """Contiguous week ranges of the window whose drop is newer than its `sales_history`."""
+    """Contiguous week ranges of the window whose `sales_history` must be (re)materialized.
+
+    A week is stale when its drop is newer than its partition file, or, given an instance, when
+    the instance has no record of materializing it (say a range run failed on a later week after
+    writing this one): the instance, not the lake, is what the UI shows.
+    """
     first = week - dt.timedelta(weeks=history_weeks - 1)
     drops = {w: m for w, m in lake.sales_drop_weeks().items() if first <= w <= week}
     done = lake.partitions(SALES_HISTORY, "week")
+    if instance is not None:
+        recorded = instance.get_materialized_partitions(dg.AssetKey(SALES_HISTORY))
+        done = {w: mtime for w, mtime in done.items() if w.isoformat() in recorded}
     stale = sorted(w for w, marker_time in drops.items() if done.get(w, -1.0) < marker_time)
     ranges: list[tuple[dt.date, dt.date]] = []
     for w in stale:
@@ -117,6 +132,25 @@ def history_runs_needed(
         else:
             ranges.append((w, w))
     return ranges
+
+
+def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[dt.date]) -> None:
+    """Weeks outside the partitions get a message saying what to change, not an invariant error."""
+    first_partition = first_week()
+    last_partition = dt.date.fromisoformat(
+        weekly_partitions.get_last_partition_key() or "1970-01-05"
+    )
+    window_start = week - dt.timedelta(weeks=history_weeks - 1)
+    if week > last_partition:
+        raise RunFailed(
+            f"Week {week} has not ended yet: the latest complete week is {last_partition}."
+        )
+    if any(window_start <= w < first_partition for w in drop_weeks):
+        raise RunFailed(
+            f"The {history_weeks}-week window of {week} starts on {window_start}, before the "
+            f"first weekly partition {first_partition}. Set ZEOS_FIRST_WEEK={window_start} (or an "
+            "earlier Monday) for the CLI and `make dev` alike, or pass a shorter --history-weeks."
+        )
 
 
 def weekly_job() -> dg.JobDefinition:

@@ -1,0 +1,114 @@
+"""The code location: `Definitions` load, jobs resolve, and the asset graph shows the lineage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import dagster as dg
+import pytest
+
+from zeos_forecast.definitions import defs
+from zeos_forecast.demo import latest_complete_week
+
+SALES_HISTORY = dg.AssetKey("sales_history")
+DEMAND_FEATURES = dg.AssetKey("demand_features")
+DEMAND_FORECAST = dg.AssetKey("demand_forecast")
+ASSETS = (SALES_HISTORY, DEMAND_FEATURES, DEMAND_FORECAST)
+WINDOW_WEEKS = 156
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return defs.resolve_asset_graph()
+
+
+def test_definitions_load_and_validate():
+    assert isinstance(defs, dg.Definitions)
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_the_code_location_holds_exactly_the_three_weekly_assets(graph):
+    assert set(graph.get_all_asset_keys()) == set(ASSETS)
+
+
+def test_every_job_resolves():
+    jobs = defs.resolve_all_job_defs()
+    names = {job.name for job in jobs}
+    assert "weekly_forecast" in names
+    for name in names:
+        job = defs.resolve_job_def(name)
+        assert job.name == name
+        assert job.graph.node_defs, f"job {name} has no ops"
+
+
+def test_the_weekly_job_selects_the_whole_graph_on_the_weekly_partitions(graph):
+    job = defs.resolve_job_def("weekly_forecast")
+    assert job.asset_layer.selected_asset_keys == set(ASSETS)
+    assert job.partitions_def == graph.get(DEMAND_FORECAST).partitions_def
+
+
+def test_lineage_runs_from_sales_history_to_features_to_forecast(graph):
+    assert graph.get(SALES_HISTORY).parent_keys == set()
+    assert graph.get(DEMAND_FEATURES).parent_keys == {SALES_HISTORY}
+    assert graph.get(DEMAND_FORECAST).parent_keys == {DEMAND_FEATURES}
+    assert graph.get(SALES_HISTORY).child_keys == {DEMAND_FEATURES}
+    assert graph.get(DEMAND_FORECAST).child_keys == set()
+
+
+def test_features_depend_on_a_156_week_window_of_sales_history(graph):
+    mapping = graph.get_partition_mapping(DEMAND_FEATURES, SALES_HISTORY)
+    assert isinstance(mapping, dg.TimeWindowPartitionMapping)
+    assert (mapping.start_offset, mapping.end_offset) == (-(WINDOW_WEEKS - 1), 0)
+
+    partitions = graph.get(SALES_HISTORY).partitions_def
+    mapped = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        partitions.subset_with_partition_keys(["2025-06-02"]), partitions, partitions
+    )
+    keys = sorted(mapped.partitions_subset.get_partition_keys())
+    assert len(keys) == WINDOW_WEEKS
+    assert (keys[0], keys[-1]) == ("2022-06-13", "2025-06-02")
+
+
+def test_forecast_partition_w_depends_on_features_partition_w_only(graph):
+    mapping = graph.get_partition_mapping(DEMAND_FORECAST, DEMAND_FEATURES)
+    partitions = graph.get(DEMAND_FEATURES).partitions_def
+    mapped = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        partitions.subset_with_partition_keys(["2025-06-02"]), partitions, partitions
+    )
+    assert list(mapped.partitions_subset.get_partition_keys()) == ["2025-06-02"]
+
+
+@pytest.mark.parametrize("key", ASSETS, ids=lambda key: key.to_user_string())
+def test_every_asset_has_a_description_a_group_and_kinds(graph, key):
+    node = graph.get(key)
+    assert node.description and len(node.description.strip()) > 40
+    assert node.group_name and node.group_name != "default"
+    assert node.kinds
+
+
+def test_all_assets_share_one_weekly_partitions_definition(graph):
+    definitions = [graph.get(key).partitions_def for key in ASSETS]
+    assert all(isinstance(p, dg.TimeWindowPartitionsDefinition) for p in definitions)
+    assert definitions[0] == definitions[1] == definitions[2]
+
+
+def test_weekly_partition_keys_are_mondays_one_week_apart(graph):
+    partitions = graph.get(SALES_HISTORY).partitions_def
+    keys = partitions.get_partition_keys()
+    assert keys[0] == "2018-01-01"
+    days = [dt.date.fromisoformat(key) for key in keys]
+    assert all(day.weekday() == 0 for day in days)
+    assert all(b - a == dt.timedelta(weeks=1) for a, b in itertools.pairwise(days))
+    assert partitions.timezone == "UTC"
+
+
+def test_the_last_partition_is_the_latest_complete_week(graph):
+    partitions = graph.get(SALES_HISTORY).partitions_def
+    assert partitions.get_last_partition_key() == latest_complete_week().isoformat()
+
+
+def test_sales_history_runs_a_range_of_weeks_in_one_run(graph):
+    policy = graph.get(SALES_HISTORY).backfill_policy
+    assert policy is not None
+    assert policy.max_partitions_per_run is None
