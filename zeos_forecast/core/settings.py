@@ -37,8 +37,8 @@ class ForecastSettings:
     lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
     rolling_windows: tuple[int, ...] = (4, 13)
     point_objective: str = "tweedie"
-    n_estimators: int = 200
-    learning_rate: float = 0.05
+    n_estimators: int = 100
+    learning_rate: float = 0.1
     num_leaves: int = 63
     min_child_samples: int = 20
     seed: int = 0

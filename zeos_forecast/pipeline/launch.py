@@ -29,6 +29,8 @@ __all__ = ["RunFailed", "WeekRun", "dagster_instance", "forecast_week", "history
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
+# The embedded default: local run and event storage under DAGSTER_HOME (see README for production).
+DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 
 
 class RunFailed(RuntimeError):
@@ -49,6 +51,9 @@ def dagster_instance() -> dg.DagsterInstance:
     """The instance under `DAGSTER_HOME` (default `./.dagster`, the one `make dev` shows)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster")))
     home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DEFAULT_INSTANCE_YAML)
     return dg.DagsterInstance.get()
 
 
