@@ -1,4 +1,4 @@
-"""The code location: composes assets, jobs and resources into one `Definitions`."""
+"""The code location: composes assets, checks, jobs, sensors, schedules and resources."""
 
 import dagster as dg
 
@@ -6,11 +6,16 @@ from .pipeline.demand_features import demand_features
 from .pipeline.demand_forecast import demand_forecast
 from .pipeline.environment import lake_root
 from .pipeline.jobs import weekly_forecast_job
+from .pipeline.landing_zone import landing_zone_for
 from .pipeline.resources import LakeResource
 from .pipeline.sales_history import sales_history
+from .pipeline.schedules import weekly_forecast_schedule
+from .pipeline.sensors import landing_sensor
 
 defs = dg.Definitions(
     assets=[sales_history, demand_features, demand_forecast],
     jobs=[weekly_forecast_job],
-    resources={"lake": LakeResource(root=lake_root())},
+    sensors=[landing_sensor],
+    schedules=[weekly_forecast_schedule],
+    resources={"lake": LakeResource(root=lake_root()), "landing": landing_zone_for(lake_root())},
 )

@@ -1,0 +1,211 @@
+"""landing_sensor: each drop is validated once, then its week forecast; no flood of runs."""
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from zeos_forecast.pipeline.demand_features import demand_features
+from zeos_forecast.pipeline.demand_forecast import demand_forecast
+from zeos_forecast.pipeline.landing_zone import LocalLandingZone
+from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.sales_history import sales_history
+from zeos_forecast.pipeline.sensors import SensorState, landing_sensor, week_ranges
+from zeos_forecast.storage import Lake
+
+LAST = dt.date(2026, 11, 9)
+WEEKS = 30
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def tick(instance, root: Path, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"landing": LocalLandingZone(root=str(root))}
+    )
+    return landing_sensor(context)
+
+
+def execute(request: dg.RunRequest, root: Path, instance, fast_forecast, fast_window) -> bool:
+    """Runs a requested run for real, tagged with its run key as the daemon would."""
+    tags = {**(request.tags or {}), "dagster/run_key": request.run_key}
+    selection = [k.to_user_string() for k in request.asset_selection]
+    run_config = {}
+    if "demand_forecast" in selection:
+        run_config = {
+            "ops": {
+                "demand_features": {"config": {"history_weeks": WEEKS}},
+                "demand_forecast": {"config": fast_forecast},
+            }
+        }
+    result = dg.materialize(
+        [sales_history, demand_features, demand_forecast],
+        selection=selection,
+        partition_key=request.partition_key,
+        resources={"lake": LakeResource(root=str(root))},
+        instance=instance,
+        tags=tags,
+        run_config=run_config,
+        raise_on_error=False,
+    )
+    return result.success
+
+
+def redrop(root: Path, week: dt.date, units: float | None = None) -> None:
+    """Writes the week's drop again: same bytes (and mtimes) unless `units` changes them."""
+    folder = Path(Lake(str(root)).sales_drop_dir(week))
+    if units is not None:
+        data = folder / "part-0.parquet"
+        frame = pd.read_parquet(data)
+        frame.loc[0, "units_sold"] = units
+        frame.to_parquet(data, index=False)
+    (folder / "_SUCCESS").touch()
+
+
+@pytest.fixture
+def lake(landing_factory, lake_copy) -> Path:
+    return lake_copy(landing_factory(60, WEEKS, LAST))
+
+
+def test_the_first_tick_validates_the_backlog_in_one_run_and_forecasts_nothing_yet(lake, instance):
+    result = tick(instance, lake, None)
+
+    assert len(result.run_requests) == 1
+    request = result.run_requests[0]
+    assert request.asset_selection == [dg.AssetKey("sales_history")]
+    first = LAST - dt.timedelta(weeks=WEEKS - 1)
+    assert request.tags[RANGE_START] == first.isoformat()
+    assert request.tags[RANGE_END] == LAST.isoformat()
+
+
+def test_only_the_latest_week_is_forecast_once_the_backlog_run_succeeded(
+    lake, instance, fast_forecast, fast_window
+):
+    first = tick(instance, lake, None)
+    waiting = tick(instance, lake, first.cursor)
+    assert waiting.run_requests == []
+
+    assert execute(first.run_requests[0], lake, instance, fast_forecast, fast_window)
+    ready = tick(instance, lake, waiting.cursor)
+
+    assert [r.partition_key for r in ready.run_requests] == [LAST.isoformat()]
+    assert {k.to_user_string() for k in ready.run_requests[0].asset_selection} >= {
+        "demand_features",
+        "demand_forecast",
+    }
+    assert execute(ready.run_requests[0], lake, instance, fast_forecast, fast_window)
+    assert (lake / f"demand_forecast/forecast_week={LAST}/part-0.parquet").exists()
+
+
+def test_a_new_weeks_drop_is_validated_then_forecast(lake, instance, fast_forecast, fast_window):
+    state = tick(instance, lake, None)
+    assert execute(state.run_requests[0], lake, instance, fast_forecast, fast_window)
+    state = tick(instance, lake, state.cursor)  # forecast of LAST requested
+    cursor = state.cursor
+    new_week = LAST + dt.timedelta(weeks=1)
+    landing = Lake(str(lake))
+    frame = landing.read_partition("landing/sales", "week", LAST)
+    landing.write_landing_drop(new_week, frame.assign(week=new_week))
+
+    validate = tick(instance, lake, cursor)
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in validate.run_requests] == [
+        (new_week.isoformat(), new_week.isoformat())
+    ]
+    assert execute(validate.run_requests[0], lake, instance, fast_forecast, fast_window)
+    forecast = tick(instance, lake, validate.cursor)
+    assert [r.partition_key for r in forecast.run_requests] == [new_week.isoformat()]
+
+
+def test_the_same_drop_seen_again_requests_nothing(lake, instance):
+    first = tick(instance, lake, None)
+    redrop(lake, LAST)
+
+    again = tick(instance, lake, first.cursor)
+
+    assert again.run_requests == []
+
+
+def test_a_corrected_redrop_of_an_old_week_reruns_that_week(
+    lake, instance, fast_forecast, fast_window
+):
+    first = tick(instance, lake, None)
+    assert execute(first.run_requests[0], lake, instance, fast_forecast, fast_window)
+    cursor = tick(instance, lake, first.cursor).cursor
+    old_week = LAST - dt.timedelta(weeks=10)
+    redrop(lake, old_week, units=999.0)
+
+    corrected = tick(instance, lake, cursor)
+
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in corrected.run_requests] == [
+        (old_week.isoformat(), old_week.isoformat())
+    ]
+    assert corrected.run_requests[0].run_key != first.run_requests[0].run_key
+    assert execute(corrected.run_requests[0], lake, instance, fast_forecast, fast_window)
+    rerun = tick(instance, lake, corrected.cursor)
+    assert [r.partition_key for r in rerun.run_requests] == [old_week.isoformat()]
+
+
+def test_a_drop_without_its_marker_is_never_picked_up(lake, instance):
+    first = tick(instance, lake, None)
+    half_written = LAST + dt.timedelta(weeks=1)
+    folder = Path(Lake(str(lake)).sales_drop_dir(half_written))
+    folder.mkdir(parents=True)
+    (folder / "part-0.parquet").write_bytes(b"not yet complete")
+
+    later = tick(instance, lake, first.cursor)
+
+    assert later.run_requests == []
+
+
+def test_a_drop_for_a_week_that_has_not_ended_is_reported_not_run(lake, instance):
+    today = dt.datetime.now(dt.UTC).date()
+    this_week = today - dt.timedelta(days=today.weekday())
+    landing = Lake(str(lake))
+    frame = landing.read_partition("landing/sales", "week", LAST)
+    landing.write_landing_drop(this_week, frame.assign(week=this_week))
+
+    result = tick(instance, lake, None)
+
+    requested_ends = [r.tags[RANGE_END] for r in result.run_requests]
+    assert this_week.isoformat() not in requested_ends
+    assert this_week.isoformat() in SensorState.from_cursor(result.cursor).reported
+
+
+def test_a_failed_history_run_is_not_followed_by_a_forecast(
+    lake, instance, fast_forecast, fast_window
+):
+    bad = Path(Lake(str(lake)).sales_drop_dir(LAST)) / "part-0.parquet"
+    frame = pd.read_parquet(bad)
+    frame.loc[0, "units_sold"] = -5.0
+    frame.to_parquet(bad, index=False)
+    first = tick(instance, lake, None)
+
+    assert not execute(first.run_requests[0], lake, instance, fast_forecast, fast_window)
+    after = tick(instance, lake, first.cursor)
+
+    assert after.run_requests == []
+    assert SensorState.from_cursor(after.cursor).pending == {}
+
+
+def test_week_ranges_group_consecutive_mondays():
+    monday = dt.date(2026, 1, 5)
+    weeks = [monday + dt.timedelta(weeks=i) for i in (0, 1, 2, 5, 7, 8)]
+
+    assert week_ranges(weeks) == [
+        (weeks[0], weeks[2]),
+        (weeks[3], weeks[3]),
+        (weeks[4], weeks[5]),
+    ]
+
+
+def test_local_landing_zone_identity_changes_with_content_not_with_the_marker(lake):
+    zone = LocalLandingZone(root=str(lake))
+    before = zone.complete_drops()[LAST].identity
+    redrop(lake, LAST)
+    assert zone.complete_drops()[LAST].identity == before
+    redrop(lake, LAST, units=123.0)
+    assert zone.complete_drops()[LAST].identity != before
+    assert os.path.exists(Path(Lake(str(lake)).sales_drop_dir(LAST)) / "_SUCCESS")
