@@ -1,0 +1,215 @@
+"""A real deployment (dagster-webserver, dagster-daemon): a dropped week is forecast unattended."""
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import make_landing
+
+from zeos_forecast.storage import Lake
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LAST = dt.date(2026, 11, 9)
+BACKLOG_LAST = LAST - dt.timedelta(weeks=1)
+SENSOR_INTERVAL_SECONDS = 3
+STARTUP_TIMEOUT_SECONDS = 120
+RUN_TIMEOUT_SECONDS = 300
+QUIET_TICKS = 4
+SENSOR = {
+    "repositoryLocationName": "zeos_forecast",
+    "repositoryName": "__repository__",
+    "sensorName": "landing_sensor",
+}
+
+START_SENSOR = """
+mutation($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+RUNS = """
+query($filter: RunsFilter) {
+  runsOrError(filter: $filter) {
+    ... on Runs { results { runId status creationTime tags { key value } } }
+  }
+}
+"""
+LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+
+
+@dataclass
+class Deployment:
+    port: int
+    lake: Path
+    held_back: Path  # the week LAST, dropped by the test
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = json.loads(response.read())
+        assert "errors" not in body, body
+        return body["data"]
+
+    def runs(self, **tags: str) -> list[dict]:
+        filter_ = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
+        return self.graphql(RUNS, {"filter": filter_})["runsOrError"]["results"]
+
+    def forecast_runs(self, week: dt.date) -> list[dict]:
+        return self.runs(**{"dagster/partition": week.isoformat()})
+
+    def history_runs(self, week: dt.date) -> list[dict]:
+        return self.runs(**{"dagster/asset_partition_range_end": week.isoformat()})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(what: str, condition, timeout: float = RUN_TIMEOUT_SECONDS):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise TimeoutError(f"{what}: not within {timeout} s")
+
+
+def _succeeded(runs: list[dict], count: int = 1) -> bool:
+    failed = [r for r in runs if r["status"] in ("FAILURE", "CANCELED")]
+    assert not failed, failed
+    return sum(r["status"] == "SUCCESS" for r in runs) >= count
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deployment")
+    lake, home = root / "lake", root / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    make_landing(lake, skus=60, weeks=30, last_week=LAST)
+    held_back = root / "held_back"
+    shutil.move(Lake(str(lake)).sales_drop_dir(LAST), held_back)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ZEOS_LAKE": str(lake),
+        "ZEOS_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_SECONDS),
+    }
+    port = _free_port()
+    logs = (root / "webserver.log").open("w"), (root / "daemon.log").open("w")
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
+             "-p", str(port)],
+            cwd=PROJECT, env=env, stdout=logs[0], stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=PROJECT, env=env, stdout=logs[1], stderr=subprocess.STDOUT,
+        ),
+    ]  # fmt: skip
+    try:
+        deployed = Deployment(port=port, lake=lake, held_back=held_back)
+        _wait_for("dagster-webserver answers", lambda: _answers(deployed, processes),
+                  STARTUP_TIMEOUT_SECONDS)  # fmt: skip
+        yield deployed
+    finally:
+        for process in processes:
+            _stop(process)
+        for log in logs:
+            log.close()
+
+
+def _answers(deployment: Deployment, processes: list[subprocess.Popen]) -> bool:
+    for process in processes:
+        assert process.poll() is None, f"{process.args[0]} exited with {process.returncode}"
+    try:
+        deployment.graphql("{ version }")
+        return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def test_a_dropped_week_is_validated_forecast_and_deduplicated_without_anyone_clicking(
+    deployment,
+):
+    started = deployment.graphql(START_SENSOR, {"selector": SENSOR})["startSensor"]
+    assert started["__typename"] == "Sensor", started
+    assert started["sensorState"]["status"] == "RUNNING"
+
+    # First tick: the backlog is validated in one run, then only its latest week is forecast.
+    _wait_for("backlog forecast", lambda: _succeeded(deployment.forecast_runs(BACKLOG_LAST)))
+    assert len(deployment.runs(**{"dagster/sensor_name": "landing_sensor"})) == 2
+
+    # A new week lands: data first, then the marker.
+    target = Path(Lake(str(deployment.lake)).sales_drop_dir(LAST))
+    target.mkdir(parents=True)
+    shutil.copy2(deployment.held_back / "part-0.parquet", target / "part-0.parquet")
+    dropped_at = time.time()
+    (target / "_SUCCESS").touch()
+
+    history = _wait_for("history run launched", lambda: deployment.history_runs(LAST))
+    print(f"drop to launched run: {history[0]['creationTime'] - dropped_at:.1f} s")
+    _wait_for("forecast of the new week", lambda: _succeeded(deployment.forecast_runs(LAST)))
+    assert (deployment.lake / f"demand_forecast/forecast_week={LAST}/part-0.parquet").exists()
+
+    # The same drop again (a re-sent marker) starts nothing.
+    (target / "_SUCCESS").touch()
+    time.sleep(QUIET_TICKS * SENSOR_INTERVAL_SECONDS + 5)
+    assert len(deployment.history_runs(LAST)) == 1
+    assert len(deployment.forecast_runs(LAST)) == 1
+
+    # A corrected drop of the same week is validated and forecast again.
+    frame = pd.read_parquet(target / "part-0.parquet")
+    frame.loc[0, "units_sold"] = frame.loc[0, "units_sold"] + 7
+    frame.to_parquet(target / "part-0.parquet", index=False)
+    (target / "_SUCCESS").touch()
+    _wait_for("forecast of the corrected week",
+              lambda: _succeeded(deployment.forecast_runs(LAST), count=2))  # fmt: skip
+    assert len(deployment.history_runs(LAST)) == 2
+
+
+def test_the_deployment_returns_the_lineage_from_sales_to_forecast(deployment):
+    nodes = deployment.graphql(LINEAGE)["assetNodes"]
+    parents = {
+        "/".join(n["assetKey"]["path"]): ["/".join(d["path"]) for d in n["dependencyKeys"]]
+        for n in nodes
+    }
+
+    assert parents["demand_features"] == ["sales_history"]
+    assert parents["demand_forecast"] == ["demand_features"]
