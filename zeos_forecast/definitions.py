@@ -2,18 +2,21 @@
 
 import dagster as dg
 
+from .pipeline.checks import demand_forecast_checks, sales_history_checks
 from .pipeline.demand_features import demand_features
 from .pipeline.demand_forecast import demand_forecast
 from .pipeline.environment import lake_root
 from .pipeline.jobs import weekly_forecast_job
 from .pipeline.landing_zone import landing_zone_for
+from .pipeline.published_forecast import published_forecast
 from .pipeline.resources import LakeResource
 from .pipeline.sales_history import sales_history
 from .pipeline.schedules import weekly_forecast_schedule
 from .pipeline.sensors import landing_sensor
 
 defs = dg.Definitions(
-    assets=[sales_history, demand_features, demand_forecast],
+    assets=[sales_history, demand_features, demand_forecast, published_forecast],
+    asset_checks=[sales_history_checks, demand_forecast_checks],
     jobs=[weekly_forecast_job],
     sensors=[landing_sensor],
     schedules=[weekly_forecast_schedule],

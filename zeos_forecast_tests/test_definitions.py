@@ -14,7 +14,8 @@ from zeos_forecast.demo import latest_complete_week
 SALES_HISTORY = dg.AssetKey("sales_history")
 DEMAND_FEATURES = dg.AssetKey("demand_features")
 DEMAND_FORECAST = dg.AssetKey("demand_forecast")
-ASSETS = (SALES_HISTORY, DEMAND_FEATURES, DEMAND_FORECAST)
+PUBLISHED_FORECAST = dg.AssetKey("published_forecast")
+ASSETS = (SALES_HISTORY, DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST)
 WINDOW_WEEKS = 156
 
 
@@ -28,7 +29,7 @@ def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_the_code_location_holds_exactly_the_three_weekly_assets(graph):
+def test_the_code_location_holds_exactly_the_four_weekly_assets(graph):
     assert set(graph.get_all_asset_keys()) == set(ASSETS)
 
 
@@ -53,7 +54,17 @@ def test_lineage_runs_from_sales_history_to_features_to_forecast(graph):
     assert graph.get(DEMAND_FEATURES).parent_keys == {SALES_HISTORY}
     assert graph.get(DEMAND_FORECAST).parent_keys == {DEMAND_FEATURES}
     assert graph.get(SALES_HISTORY).child_keys == {DEMAND_FEATURES}
-    assert graph.get(DEMAND_FORECAST).child_keys == set()
+    assert graph.get(DEMAND_FORECAST).child_keys == {PUBLISHED_FORECAST}
+    assert graph.get(PUBLISHED_FORECAST).parent_keys == {DEMAND_FORECAST}
+
+
+def test_the_forecast_checks_block_publication_and_sales_history_is_checked(graph):
+    checked = {key.asset_key for key in graph.asset_check_keys}
+    forecast_checks = [key for key in graph.asset_check_keys if key.asset_key == DEMAND_FORECAST]
+
+    assert {SALES_HISTORY, DEMAND_FORECAST} <= checked
+    assert forecast_checks
+    assert all(graph.get_check_spec(key).blocking for key in forecast_checks)
 
 
 def test_features_depend_on_a_156_week_window_of_sales_history(graph):

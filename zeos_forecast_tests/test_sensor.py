@@ -8,9 +8,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from zeos_forecast.pipeline.checks import demand_forecast_checks, sales_history_checks
 from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
+from zeos_forecast.pipeline.published_forecast import published_forecast
 from zeos_forecast.pipeline.resources import LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.pipeline.sensors import SensorState, landing_sensor, week_ranges
@@ -18,6 +20,8 @@ from zeos_forecast.storage import Lake
 
 LAST = dt.date(2026, 11, 9)
 WEEKS = 30
+ASSETS = [sales_history, demand_features, demand_forecast, published_forecast]
+CHECKS = [sales_history_checks, demand_forecast_checks]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
@@ -42,7 +46,7 @@ def execute(request: dg.RunRequest, root: Path, instance, fast_forecast, fast_wi
             }
         }
     result = dg.materialize(
-        [sales_history, demand_features, demand_forecast],
+        [*ASSETS, *CHECKS],
         selection=selection,
         partition_key=request.partition_key,
         resources={"lake": LakeResource(root=str(root))},
@@ -98,6 +102,7 @@ def test_only_the_latest_week_is_forecast_once_the_backlog_run_succeeded(
     }
     assert execute(ready.run_requests[0], lake, instance, fast_forecast, fast_window)
     assert (lake / f"demand_forecast/forecast_week={LAST}/part-0.parquet").exists()
+    assert (lake / f"published_forecast/forecast_week={LAST}/part-0.parquet").exists()
 
 
 def test_a_new_weeks_drop_is_validated_then_forecast(lake, instance, fast_forecast, fast_window):

@@ -22,6 +22,7 @@ from .demand_forecast import DEMAND_FORECAST
 from .environment import first_week
 from .jobs import WEEKLY_FORECAST
 from .partitions import weekly_partitions
+from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
 __all__ = ["RunFailed", "WeekRun", "dagster_instance", "forecast_week", "history_runs_needed"]
@@ -101,7 +102,7 @@ def forecast_week(
     }
     run_id, metadata = _execute(
         instance,
-        [DEMAND_FEATURES, DEMAND_FORECAST],
+        [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST],
         {PARTITION_TAG: week.isoformat()},
         lake_root,
         ops,

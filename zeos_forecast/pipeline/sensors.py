@@ -28,6 +28,7 @@ from .demand_forecast import DEMAND_FORECAST
 from .jobs import weekly_forecast_job
 from .landing_zone import Drop, LandingZone
 from .partitions import weekly_partitions
+from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
 __all__ = ["SensorState", "landing_sensor", "week_ranges"]
@@ -37,7 +38,7 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 RUN_KEY_TAG = "dagster/run_key"
 DEFAULT_INTERVAL_SECONDS = 60
 # Assets of the per-week forecast run; sales_history has its own runs.
-FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST)
+FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST)
 FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 

@@ -1,0 +1,534 @@
+"""Data-quality rules for the weekly sales history and the forecast, as pure functions on frames.
+
+Each rule returns a `QualityResult` (passed, severity, a sentence, numbers and a few sample rows);
+`pipeline/checks.py` runs them as Dagster asset checks. Thresholds are arguments whose defaults
+are the named constants below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+import pandas as pd
+
+from .contract import KEY_COLUMNS
+
+__all__ = [
+    "DRIFT_WEEKS",
+    "MAX_NAIVE_RATIO",
+    "MAX_VOLUME_CHANGE",
+    "MIN_NAIVE_RATIO",
+    "MIN_SKU_SHARE",
+    "NAIVE_WEEKS",
+    "SAMPLE_ROWS",
+    "QualityResult",
+    "Severity",
+    "forecast_covers_active_skus",
+    "forecast_quantiles_ordered",
+    "forecast_values_valid",
+    "forecast_within_naive_band",
+    "naive_level",
+    "quantile_columns",
+    "sales_schema",
+    "sales_skus_retained",
+    "sales_unique_skus",
+    "sales_values_valid",
+    "sales_volume_stable",
+    "sales_weeks_present",
+]
+
+# A week's total units may differ from the mean of the DRIFT_WEEKS weeks before it by this share
+# (±50 %) before it is worth a warning: promotions and holidays move totals, errors move them more.
+DRIFT_WEEKS = 4
+MAX_VOLUME_CHANGE = 0.5
+# Share of last week's SKUs expected to sell (have a row) again this week.
+MIN_SKU_SHARE = 0.8
+# The naive forecast: the mean total weekly demand of active SKUs over the last NAIVE_WEEKS weeks
+# of the window. Each horizon's total forecast must lie within [MIN, MAX] × that level.
+NAIVE_WEEKS = 4
+MIN_NAIVE_RATIO = 0.2
+MAX_NAIVE_RATIO = 5.0
+# Offending rows shown with a failed rule.
+SAMPLE_ROWS = 5
+
+# The columns of a `sales_history` partition, by kind; any further column is a numeric feature.
+SALES_TEXT_COLUMNS = KEY_COLUMNS
+SALES_FLOAT_COLUMNS = ("units_sold", "price", "list_price", "availability", "demand")
+SALES_BOOL_COLUMNS = ("censored",)
+_QUANTILE = re.compile(r"^q(\d+(?:\.\d+)?)$")
+
+
+class Severity(StrEnum):
+    """How bad a failed rule is: ERROR stops publishing (when blocking), WARN asks for a look."""
+
+    ERROR = "ERROR"
+    WARN = "WARN"
+
+
+@dataclass(frozen=True, eq=False)
+class QualityResult:
+    """The outcome of one rule on one partition.
+
+    Attributes:
+        passed: Whether the data satisfies the rule.
+        severity: How bad a failure is.
+        description: One sentence a person can act on.
+        metadata: Counts, ratios and thresholds (numbers or short strings).
+        sample: A few offending rows (or the numbers behind the verdict); empty if none.
+    """
+
+    passed: bool
+    severity: Severity
+    description: str
+    metadata: dict[str, int | float | str] = field(default_factory=dict)
+    sample: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+# ---- sales_history: one week's partition ----
+
+
+def sales_schema(frame: pd.DataFrame) -> QualityResult:
+    """Required columns with their types: text keys, float measures, a bool `censored` flag.
+
+    Any other column must be numeric (a dynamic feature such as a promotion flag).
+    """
+    problems = []
+    expected = {
+        **dict.fromkeys(SALES_TEXT_COLUMNS, "text"),
+        **dict.fromkeys(SALES_FLOAT_COLUMNS, "float"),
+        **dict.fromkeys(SALES_BOOL_COLUMNS, "bool"),
+    }
+    for column, kind in expected.items():
+        if column not in frame.columns:
+            problems.append((column, kind, "missing"))
+        elif not _is_kind(frame[column], kind):
+            problems.append((column, kind, str(frame[column].dtype)))
+    for column in frame.columns.difference(list(expected)):
+        if not _is_kind(frame[column], "number"):
+            problems.append((column, "number (extra feature)", str(frame[column].dtype)))
+    sample = pd.DataFrame(problems, columns=["column", "expected", "found"])
+    return QualityResult(
+        passed=not problems,
+        severity=Severity.ERROR,
+        description=(
+            f"All {len(expected)} required columns have their types."
+            if not problems
+            else f"{len(problems)} columns are missing or have the wrong type: "
+            + ", ".join(sample["column"])
+        ),
+        metadata={"columns": frame.shape[1], "rows": len(frame), "bad_columns": len(problems)},
+        sample=sample,
+    )
+
+
+def sales_unique_skus(frame: pd.DataFrame) -> QualityResult:
+    """Each SKU `(article_id, merchant_id)` appears once in the week."""
+    duplicated = frame.duplicated(list(KEY_COLUMNS), keep=False)
+    count = int(duplicated.sum())
+    return QualityResult(
+        passed=count == 0,
+        severity=Severity.ERROR,
+        description=(
+            f"All {len(frame):,} SKUs appear once."
+            if count == 0
+            else f"{count:,} rows share a SKU key with another row of the week."
+        ),
+        metadata={
+            "rows": len(frame),
+            "skus": int(frame[list(KEY_COLUMNS)].drop_duplicates().shape[0]),
+            "duplicate_rows": count,
+        },
+        sample=frame.loc[duplicated].sort_values(list(KEY_COLUMNS)).head(SAMPLE_ROWS),
+    )
+
+
+def sales_values_valid(frame: pd.DataFrame) -> QualityResult:
+    """Units and demand are finite and >= 0, prices finite and > 0, availability within 0..1.
+
+    `price` and `list_price` may be empty (not delivered), and so may `demand` (unknown below half
+    a week in stock); `units_sold` and `availability` may not.
+    """
+    rules = {
+        "units_sold": (lambda v: np.isfinite(v) & (v >= 0), False),
+        "price": (lambda v: np.isfinite(v) & (v > 0), True),
+        "list_price": (lambda v: np.isfinite(v) & (v > 0), True),
+        "availability": (lambda v: (v >= 0) & (v <= 1), False),
+        "demand": (lambda v: np.isfinite(v) & (v >= 0), True),
+    }
+    bad = pd.Series(False, index=frame.index)
+    counts: dict[str, int | float | str] = {}
+    for column, (valid, may_be_empty) in rules.items():
+        if column not in frame.columns:
+            continue  # `sales_schema` reports missing columns
+        values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        wrong = ~valid(values) & ~(values.isna() & may_be_empty)
+        counts[f"bad_{column}"] = int(wrong.sum())
+        bad |= wrong
+    count = int(bad.sum())
+    checked = [c for c in (*KEY_COLUMNS, *rules) if c in frame.columns]
+    return QualityResult(
+        passed=count == 0,
+        severity=Severity.ERROR,
+        description=(
+            f"All {len(frame):,} rows have valid units, prices, availability and demand."
+            if count == 0
+            else f"{count:,} of {len(frame):,} rows have negative, non-finite or "
+            "out-of-range values."
+        ),
+        metadata={"rows": len(frame), "bad_rows": count, **counts},
+        sample=frame.loc[bad, checked].head(SAMPLE_ROWS),
+    )
+
+
+# ---- sales_history: the week against the weeks before it ----
+
+
+def sales_weeks_present(
+    weeks: Iterable[dt.date], week: dt.date, history_weeks: int
+) -> QualityResult:
+    """No week is missing between the start of the history and `week`, within the window.
+
+    The window is the `history_weeks` weeks ending at `week`. Weeks before the first week that has
+    data are where the history starts (a young retailer), not gaps, and are only counted.
+
+    Args:
+        weeks: The weeks that have a partition (any range; others are ignored).
+        week: The last week of the window.
+        history_weeks: The window length.
+    """
+    first = week - dt.timedelta(weeks=history_weeks - 1)
+    present = sorted({w for w in weeks if first <= w <= week})
+    start = present[0] if present else week
+    expected = [start + dt.timedelta(weeks=i) for i in range((week - start).days // 7 + 1)]
+    missing = sorted(set(expected) - set(present))
+    listed = ", ".join(w.isoformat() for w in missing[:10]) + (" …" if len(missing) > 10 else "")
+    return QualityResult(
+        passed=not missing,
+        severity=Severity.WARN,
+        description=(
+            f"All {len(expected)} weeks from {start} to {week} have sales history."
+            if not missing
+            else f"{len(missing)} weeks between {start} and {week} have no sales history: " + listed
+        ),
+        metadata={
+            "window_first_week": first.isoformat(),
+            "history_first_week": start.isoformat(),
+            "weeks_present": len(present),
+            "weeks_missing": len(missing),
+            "weeks_before_history": (start - first).days // 7,
+        },
+        sample=pd.DataFrame({"missing_week": [w.isoformat() for w in missing]}).head(SAMPLE_ROWS),
+    )
+
+
+def sales_volume_stable(
+    units: float,
+    previous_units: Mapping[dt.date, float],
+    max_change: float = MAX_VOLUME_CHANGE,
+) -> QualityResult:
+    """The week's total units lie within ±`max_change` of the mean of the previous weeks' totals.
+
+    Args:
+        units: Total `units_sold` of the week.
+        previous_units: Total `units_sold` of each previous week to compare with (those present).
+        max_change: Allowed relative change (0.5 = ±50 %).
+    """
+    if not previous_units:
+        return QualityResult(
+            passed=True,
+            severity=Severity.WARN,
+            description="No previous week to compare the volume with.",
+            metadata={"units": float(units), "previous_weeks": 0},
+        )
+    mean = float(np.mean(list(previous_units.values())))
+    ratio = _ratio(units, mean)
+    passed = abs(ratio - 1) <= max_change
+    sample = pd.DataFrame(
+        {
+            "week": [w.isoformat() for w in sorted(previous_units)] + ["this week"],
+            "units": [previous_units[w] for w in sorted(previous_units)] + [units],
+        }
+    )
+    return QualityResult(
+        passed=passed,
+        severity=Severity.WARN,
+        description=(
+            f"{units:,.0f} units against a {len(previous_units)}-week mean of {mean:,.0f}: "
+            f"ratio {_number(ratio)}, {'within' if passed else 'outside'} 1 ± {max_change:g}."
+        ),
+        metadata={
+            "units": float(units),
+            "previous_mean": round(mean, 3),
+            "ratio": _number(ratio),
+            "previous_weeks": len(previous_units),
+            "max_change": max_change,
+        },
+        sample=sample,
+    )
+
+
+def sales_skus_retained(
+    frame: pd.DataFrame, previous: pd.DataFrame | None, min_share: float = MIN_SKU_SHARE
+) -> QualityResult:
+    """At least `min_share` of the previous week's SKUs have a row again this week.
+
+    Args:
+        frame: This week's rows (the SKU key columns are enough).
+        previous: The previous week's rows, or None when that week has no data.
+        min_share: Smallest acceptable share (0.8 = 80 %).
+    """
+    if previous is None or previous.empty:
+        return QualityResult(
+            passed=True,
+            severity=Severity.WARN,
+            description="No previous week to compare the SKUs with.",
+            metadata={"skus_this_week": len(frame)},
+        )
+    now = _keys(frame)
+    before = _keys(previous)
+    retained = before.isin(now)
+    share = float(retained.mean())
+    passed = share >= min_share
+    dropped = before[~retained].to_frame(index=False)
+    return QualityResult(
+        passed=passed,
+        severity=Severity.WARN,
+        description=(
+            f"{share:.0%} of last week's {len(before):,} SKUs are present "
+            f"({'at least' if passed else 'below'} {min_share:.0%})."
+        ),
+        metadata={
+            "skus_previous_week": len(before),
+            "skus_this_week": len(now),
+            "skus_retained": int(retained.sum()),
+            "skus_dropped": int((~retained).sum()),
+            "skus_new": int((~now.isin(before)).sum()),
+            "share": round(share, 4),
+            "min_share": min_share,
+        },
+        sample=dropped.head(SAMPLE_ROWS),
+    )
+
+
+# ---- demand_forecast ----
+
+
+def quantile_columns(frame: pd.DataFrame) -> list[str]:
+    """The `q<percent>` columns of a forecast table, from the lowest quantile to the highest."""
+    found = [(float(m.group(1)), c) for c in frame.columns if (m := _QUANTILE.match(str(c)))]
+    return [column for _, column in sorted(found)]
+
+
+def forecast_covers_active_skus(
+    forecast: pd.DataFrame, features: pd.DataFrame, horizon: int
+) -> QualityResult:
+    """Every active SKU has exactly `horizon` rows, horizons 1..`horizon`; no other SKU has any.
+
+    Args:
+        forecast: The forecast table of one origin week.
+        features: That week's feature frame; `active` marks the SKUs that must be forecast.
+        horizon: H, the number of weeks forecast.
+    """
+    active = _keys(features.loc[features["active"].astype(bool)])
+    keys = [forecast[column].astype(str) for column in KEY_COLUMNS]
+    steps = pd.to_numeric(forecast["horizon"], errors="coerce")
+    per_sku = steps.groupby(keys).agg(["size", "nunique", "min", "max"])
+    complete = (
+        (per_sku["size"] == horizon)
+        & (per_sku["nunique"] == horizon)
+        & (per_sku["min"] == 1)
+        & (per_sku["max"] == horizon)
+    )
+    missing = active.difference(per_sku.index)
+    extra = per_sku.index.difference(active)
+    incomplete = per_sku.index[~complete].intersection(active)
+    problems = pd.concat(
+        [
+            _problem_rows(missing, "active SKU without forecast rows"),
+            _problem_rows(incomplete, f"not exactly horizons 1..{horizon}"),
+            _problem_rows(extra, "forecast for a SKU that is not active"),
+        ],
+        ignore_index=True,
+    )
+    passed = problems.empty
+    return QualityResult(
+        passed=passed,
+        severity=Severity.ERROR,
+        description=(
+            f"All {len(active):,} active SKUs have exactly {horizon} rows (horizons 1..{horizon})."
+            if passed
+            else f"{len(missing):,} active SKUs have no forecast, {len(incomplete):,} do not have "
+            f"exactly horizons 1..{horizon}, {len(extra):,} forecast SKUs are not active."
+        ),
+        metadata={
+            "active_skus": len(active),
+            "forecast_skus": len(per_sku),
+            "horizon": horizon,
+            "rows": len(forecast),
+            "expected_rows": len(active) * horizon,
+            "missing_skus": len(missing),
+            "incomplete_skus": len(incomplete),
+            "extra_skus": len(extra),
+        },
+        sample=problems.head(SAMPLE_ROWS),
+    )
+
+
+def forecast_values_valid(forecast: pd.DataFrame) -> QualityResult:
+    """No empty cell anywhere; the point forecast and every quantile are finite and >= 0."""
+    values = ["forecast", *quantile_columns(forecast)]
+    numbers = forecast[values].apply(pd.to_numeric, errors="coerce").astype("float64")
+    empty = forecast.isna()
+    negative = numbers < 0
+    infinite = np.isinf(numbers)
+    bad = empty.any(axis=1) | negative.any(axis=1) | infinite.any(axis=1)
+    count = int(bad.sum())
+    return QualityResult(
+        passed=count == 0,
+        severity=Severity.ERROR,
+        description=(
+            f"All {len(forecast):,} rows are complete, finite and non-negative."
+            if count == 0
+            else f"{count:,} of {len(forecast):,} rows have empty, infinite or negative values."
+        ),
+        metadata={
+            "rows": len(forecast),
+            "bad_rows": count,
+            "empty_cells": int(empty.to_numpy().sum()),
+            "negative_values": int(negative.to_numpy().sum()),
+            "infinite_values": int(infinite.to_numpy().sum()),
+            "value_columns": ", ".join(values),
+        },
+        sample=forecast.loc[bad].head(SAMPLE_ROWS),
+    )
+
+
+def forecast_quantiles_ordered(forecast: pd.DataFrame) -> QualityResult:
+    """Per row, each quantile is <= the next higher one (q10 <= q50 <= q90, whatever exists)."""
+    columns = quantile_columns(forecast)
+    if len(columns) < 2:
+        return QualityResult(
+            passed=True,
+            severity=Severity.ERROR,
+            description=f"{len(columns)} quantile column: nothing to order.",
+            metadata={"rows": len(forecast), "quantiles": ", ".join(columns)},
+        )
+    values = forecast[columns].to_numpy(dtype="float64")
+    steps = np.diff(values, axis=1)
+    crossing = (steps < 0).any(axis=1)
+    count = int(crossing.sum())
+    return QualityResult(
+        passed=count == 0,
+        severity=Severity.ERROR,
+        description=(
+            f"{' <= '.join(columns)} holds on all {len(forecast):,} rows."
+            if count == 0
+            else f"{count:,} of {len(forecast):,} rows break {' <= '.join(columns)}."
+        ),
+        metadata={
+            "rows": len(forecast),
+            "crossing_rows": count,
+            "largest_crossing": round(max(0.0, -float(np.nanmin(steps, initial=0.0))), 6),
+            "quantiles": ", ".join(columns),
+        },
+        sample=forecast.loc[crossing].head(SAMPLE_ROWS),
+    )
+
+
+def naive_level(features: pd.DataFrame, weeks: int = NAIVE_WEEKS) -> float:
+    """Mean total weekly demand of the active SKUs over the last `weeks` weeks of the window.
+
+    Demand is the feature frame's: sales scaled up in partly stocked weeks and filled from the
+    SKU's recent level in stockouts, so a stockout does not pull the level down.
+    """
+    active = features.loc[features["active"].astype(bool)]
+    recent = np.sort(active["week"].unique())[-weeks:]
+    totals = active.loc[active["week"].isin(recent)].groupby("week")["demand"].sum()
+    return float(totals.mean()) if len(totals) else 0.0
+
+
+def forecast_within_naive_band(
+    forecast: pd.DataFrame,
+    features: pd.DataFrame,
+    naive_weeks: int = NAIVE_WEEKS,
+    min_ratio: float = MIN_NAIVE_RATIO,
+    max_ratio: float = MAX_NAIVE_RATIO,
+) -> QualityResult:
+    """Each horizon's total point forecast lies within [`min_ratio`, `max_ratio`] × the naive level.
+
+    The naive level (see `naive_level`) is what "next week looks like the last few" predicts; a
+    forecast total far outside it points at a broken input or model, not at a real shift.
+    """
+    level = naive_level(features, naive_weeks)
+    totals = forecast.groupby("horizon")["forecast"].sum().astype("float64")
+    ratios = totals.map(lambda total: _ratio(total, level))
+    outside = ~ratios.between(min_ratio, max_ratio)
+    passed = bool(len(totals)) and not outside.any()
+    band = f"{min_ratio:g}..{max_ratio:g} × the naive level {level:,.1f}"
+    return QualityResult(
+        passed=passed,
+        severity=Severity.ERROR,
+        description=(
+            "No forecast rows to compare with the naive level."
+            if not len(totals)
+            else f"Every horizon's total forecast is within {band}."
+            if passed
+            else f"{int(outside.sum())} of {len(totals)} horizons' total forecasts are outside "
+            f"{band}."
+        ),
+        metadata={
+            "naive_level": round(level, 3),
+            "naive_weeks": naive_weeks,
+            "lowest_ratio": _number(ratios.min()) if len(ratios) else "n/a",
+            "highest_ratio": _number(ratios.max()) if len(ratios) else "n/a",
+            "band_min": min_ratio,
+            "band_max": max_ratio,
+            "horizons_outside": int(outside.sum()),
+        },
+        sample=pd.DataFrame(
+            {
+                "horizon": totals.index.astype(int),
+                "forecast_total": totals.round(3).to_numpy(),
+                "ratio_to_naive": ratios.round(4).to_numpy(),
+            }
+        ),
+    )
+
+
+# ---- internals ----
+
+
+def _is_kind(values: pd.Series, kind: str) -> bool:
+    if kind == "text":
+        return pd.api.types.infer_dtype(values, skipna=False) in {"string", "empty"}
+    if kind == "bool":
+        return pd.api.types.is_bool_dtype(values)
+    if kind == "float":
+        return pd.api.types.is_float_dtype(values)
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
+    return pd.MultiIndex.from_frame(frame[list(KEY_COLUMNS)].astype(str)).unique()
+
+
+def _problem_rows(keys: pd.MultiIndex, problem: str) -> pd.DataFrame:
+    return keys.to_frame(index=False, name=list(KEY_COLUMNS)).assign(problem=problem)
+
+
+def _ratio(value: float, level: float) -> float:
+    """`value / level`; against a zero level only zero is normal (1), anything else is infinite."""
+    if level == 0:
+        return 1.0 if value == 0 else math.inf
+    return value / level
+
+
+def _number(value: float) -> float | str:
+    """Metadata numbers must be finite: an infinite ratio is reported as text."""
+    return round(float(value), 4) if math.isfinite(value) else "infinite"

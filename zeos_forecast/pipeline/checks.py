@@ -1,0 +1,280 @@
+"""Asset checks on `sales_history` (every week) and `demand_forecast` (blocking), run with them.
+
+The rules are `core/quality.py`'s; this module reads the lake, runs them and reports. Each asset's
+checks run in one step that reads the data once. A failed forecast check has ERROR severity and
+is blocking: in a run that also holds `published_forecast`, that asset does not run.
+"""
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from ..core import quality
+from ..core.quality import QualityResult, Severity
+from ..core.settings import ForecastSettings
+from ..storage import Lake
+from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
+from .demand_forecast import DEMAND_FORECAST, demand_forecast
+from .metadata import preview
+from .partitions import partition_week, weekly_partitions, weeks_in_window
+from .resources import LakeResource
+from .sales_history import SALES_HISTORY, sales_history
+
+__all__ = [
+    "FORECAST_CHECKS",
+    "SALES_HISTORY_CHECKS",
+    "ForecastCheckConfig",
+    "SalesHistoryCheckConfig",
+    "demand_forecast_checks",
+    "sales_history_checks",
+]
+
+SALES_HISTORY_CHECKS = {
+    "schema_valid": "Required columns with their types: text SKU keys, float units, prices, "
+    "availability and demand, a bool `censored`; any other column numeric.",
+    "skus_unique": "Each SKU (article_id, merchant_id) appears once in the week.",
+    "values_valid": "Units and demand finite and >= 0, prices finite and > 0, availability 0..1.",
+    "weeks_complete": "(warn) No week is missing between the start of the history and this week, "
+    "within the history window.",
+    "volume_stable": "(warn) The week's total units are within ±max_volume_change of the mean of "
+    "the drift_weeks weeks before.",
+    "skus_retained": "(warn) At least min_sku_share of last week's SKUs have a row this week.",
+}
+FORECAST_CHECKS = {
+    "covers_active_skus": "Every active SKU of the week's features has exactly H rows (horizons "
+    "1..H) and no other SKU is forecast.",
+    "values_valid": "No empty cell; point forecast and quantiles finite and >= 0.",
+    "quantiles_ordered": "Per row, q10 <= q50 <= q90 (whatever q<percent> columns exist).",
+    "within_naive_band": "Each horizon's total forecast lies within "
+    "min_naive_ratio..max_naive_ratio × the naive level (mean weekly demand of active SKUs "
+    "over the last naive_weeks weeks).",
+}
+# Recorded by `demand_forecast` in its materialization metadata.
+HORIZON_METADATA_KEY = "horizon"
+
+
+class SalesHistoryCheckConfig(dg.Config):
+    """Thresholds of the warnings on weekly sales (defaults in `core/quality.py`)."""
+
+    history_weeks: int = Field(
+        ForecastSettings().history_weeks,
+        description="Window, ending at the week, in which no week may be missing.",
+    )
+    drift_weeks: int = Field(
+        quality.DRIFT_WEEKS,
+        ge=1,
+        description="Previous weeks whose mean volume a week is compared with.",
+    )
+    max_volume_change: float = Field(
+        quality.MAX_VOLUME_CHANGE, description="Allowed relative change of units (0.5 = ±50%)."
+    )
+    min_sku_share: float = Field(
+        quality.MIN_SKU_SHARE, description="Share of last week's SKUs that must be present again."
+    )
+
+
+class ForecastCheckConfig(dg.Config):
+    """The horizon every active SKU must cover and the sanity band against the naive forecast."""
+
+    horizon: int | None = Field(
+        None, description="H; None: the horizon demand_forecast recorded for the partition."
+    )
+    naive_weeks: int = Field(
+        quality.NAIVE_WEEKS, description="Latest weeks of the window averaged into the naive level."
+    )
+    min_naive_ratio: float = Field(
+        quality.MIN_NAIVE_RATIO, description="Lowest accepted total forecast / naive level."
+    )
+    max_naive_ratio: float = Field(
+        quality.MAX_NAIVE_RATIO, description="Highest accepted total forecast / naive level."
+    )
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name, asset=sales_history, description=text, partitions_def=weekly_partitions
+        )
+        for name, text in SALES_HISTORY_CHECKS.items()
+    ],
+    name="sales_history_checks",
+    description="Schema, keys, values, missing weeks, volume drift and SKU share of each week.",
+    can_subset=True,
+)
+def sales_history_checks(
+    context: dg.AssetCheckExecutionContext, config: SalesHistoryCheckConfig, lake: LakeResource
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """Checks every week of the run, reading each week's partition once.
+
+    A history run usually covers a range of weeks (`sales_history` backfills in one run), and an
+    `AssetCheckResult` can only speak for the run's single partition. So each week gets its own
+    `AssetCheckEvaluation` with its partition, followed by the empty outputs that the framework
+    itself emits for an `AssetCheckResult`.
+    """
+    store = lake.open()
+    weeks = weeks_in_window(context.partition_time_window)
+    stored = set(store.partitions(SALES_HISTORY, "week"))
+    selected = {key.name for key in context.selected_asset_check_keys}
+    # Weekly totals for the drift rule, and the week before for the SKU share: each week read once.
+    units: dict[dt.date, float] = {}
+    previous: pd.DataFrame | None = None
+    for week in [weeks[0] - dt.timedelta(weeks=i) for i in range(config.drift_weeks, 0, -1)]:
+        previous = _read_week(store, week, stored, units)
+    for week in weeks:
+        frame = _read_week(store, week, stored, units)
+        results = _sales_results(week, frame, previous, units, stored, config, selected)
+        for name, result in results.items():
+            yield dg.AssetCheckEvaluation(
+                asset_key=sales_history.key,
+                check_name=name,
+                passed=result.passed,
+                severity=dg.AssetCheckSeverity(result.severity.value),
+                description=result.description,
+                metadata=_metadata(result),
+                blocking=False,
+                partition=week.isoformat(),
+            )
+        previous = frame
+    for spec in context.check_specs:
+        if spec.name in selected:
+            yield dg.Output(None, output_name=spec.get_python_identifier())
+
+
+def _read_week(
+    store: Lake, week: dt.date, stored: set[dt.date], units: dict[dt.date, float]
+) -> pd.DataFrame | None:
+    """The week's partition (None if absent); notes its total units for later weeks' drift."""
+    if week not in stored:
+        return None
+    frame = store.read_partition(SALES_HISTORY, "week", week)
+    if "units_sold" in frame.columns:
+        units[week] = float(frame["units_sold"].sum())
+    return frame
+
+
+def _sales_results(
+    week: dt.date,
+    frame: pd.DataFrame | None,
+    previous: pd.DataFrame | None,
+    units: dict[dt.date, float],
+    stored: set[dt.date],
+    config: SalesHistoryCheckConfig,
+    selected: set[str],
+) -> dict[str, QualityResult]:
+    if frame is None:
+        missing = QualityResult(
+            passed=False,
+            severity=Severity.ERROR,
+            description=f"sales_history has no partition for week {week}: materialize it first.",
+        )
+        return dict.fromkeys(selected, missing)
+    earlier = [week - dt.timedelta(weeks=i) for i in range(1, config.drift_weeks + 1)]
+    rules: dict[str, Callable[[], QualityResult]] = {
+        "schema_valid": lambda: quality.sales_schema(frame),
+        "skus_unique": lambda: quality.sales_unique_skus(frame),
+        "values_valid": lambda: quality.sales_values_valid(frame),
+        "weeks_complete": lambda: quality.sales_weeks_present(stored, week, config.history_weeks),
+        "volume_stable": lambda: quality.sales_volume_stable(
+            units[week] if week in units else float(frame["units_sold"].sum()),
+            {w: units[w] for w in earlier if w in units},
+            config.max_volume_change,
+        ),
+        "skus_retained": lambda: quality.sales_skus_retained(frame, previous, config.min_sku_share),
+    }
+    return {name: _evaluate(rule) for name, rule in rules.items() if name in selected}
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name,
+            asset=demand_forecast,
+            description=text,
+            blocking=True,
+            additional_deps=[demand_features],
+            partitions_def=weekly_partitions,
+        )
+        for name, text in FORECAST_CHECKS.items()
+    ],
+    name="demand_forecast_checks",
+    description="Coverage, values, quantile order and sanity band of the week's forecast.",
+    can_subset=True,
+)
+def demand_forecast_checks(
+    context: dg.AssetCheckExecutionContext, config: ForecastCheckConfig, lake: LakeResource
+) -> Iterator[dg.AssetCheckResult]:
+    """Checks the forecast of the run's origin week against that week's features (blocking)."""
+    store = lake.open()
+    origin = partition_week(context.partition_key)
+    forecast = store.read_partition(DEMAND_FORECAST, ORIGIN_KEY, origin)
+    features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
+    horizon, horizon_source = _horizon(context, config, forecast)
+    rules: dict[str, Callable[[], QualityResult]] = {
+        "covers_active_skus": lambda: quality.forecast_covers_active_skus(
+            forecast, features, horizon
+        ),
+        "values_valid": lambda: quality.forecast_values_valid(forecast),
+        "quantiles_ordered": lambda: quality.forecast_quantiles_ordered(forecast),
+        "within_naive_band": lambda: quality.forecast_within_naive_band(
+            forecast, features, config.naive_weeks, config.min_naive_ratio, config.max_naive_ratio
+        ),
+    }
+    selected = {key.name for key in context.selected_asset_check_keys}
+    for name, rule in rules.items():
+        if name not in selected:
+            continue
+        result = _evaluate(rule)
+        extra = {"horizon_source": horizon_source} if name == "covers_active_skus" else {}
+        yield dg.AssetCheckResult(
+            asset_key=demand_forecast.key,
+            check_name=name,
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity(result.severity.value),
+            description=result.description,
+            metadata={**_metadata(result), **extra},
+        )
+
+
+def _horizon(
+    context: dg.AssetCheckExecutionContext, config: ForecastCheckConfig, forecast: pd.DataFrame
+) -> tuple[int, str]:
+    """H from the check's config, else as `demand_forecast` recorded it for this partition.
+
+    The table's own largest horizon is only the last resort: it cannot tell a forecast cut short
+    for every SKU from a shorter configured horizon.
+    """
+    if config.horizon is not None:
+        return config.horizon, "check config"
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=demand_forecast.key, asset_partitions=[context.partition_key]
+        ),
+        limit=1,
+    ).records
+    recorded = records[0].asset_materialization if records else None
+    if recorded is not None and HORIZON_METADATA_KEY in recorded.metadata:
+        return int(recorded.metadata[HORIZON_METADATA_KEY].value), "demand_forecast metadata"
+    return int(pd.to_numeric(forecast["horizon"]).max()), "largest horizon in the table"
+
+
+def _evaluate(rule: Callable[[], QualityResult]) -> QualityResult:
+    """Runs a rule; a missing column fails it with a pointer to the schema instead of crashing."""
+    try:
+        return rule()
+    except KeyError as error:
+        return QualityResult(
+            passed=False,
+            severity=Severity.ERROR,
+            description=f"Cannot evaluate: column {error} is missing (see the schema).",
+        )
+
+
+def _metadata(result: QualityResult) -> dict[str, Any]:
+    metadata: dict[str, Any] = dict(result.metadata)
+    if not result.sample.empty:
+        metadata["sample"] = preview(result.sample, rows=quality.SAMPLE_ROWS)
+    return metadata

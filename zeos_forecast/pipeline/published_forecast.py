@@ -1,0 +1,157 @@
+"""`published_forecast`: the forecast consumers read. It moves only when the blocking checks pass.
+
+Two datasets. `published_forecast/forecast_week=W/part-0.parquet` holds every published week,
+Hive-partitioned like the other derived datasets. `published_forecast_latest/part-0.parquet` holds
+the newest published week, with a `forecast_week` column. The latest file sits outside the
+partitioned folder on purpose. A `latest/` folder inside it would break the usual history read:
+DuckDB's `hive_partitioning` fails on the mixed folders, and pyarrow reads the newest week twice.
+"""
+
+import contextlib
+import os
+import tempfile
+import uuid
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from dagster._core.event_api import PartitionKeyFilter  # not exported by dagster 1.13
+
+from ..storage import PART_FILE, Lake
+from .checks import FORECAST_CHECKS
+from .demand_features import ORIGIN_KEY
+from .demand_forecast import DEMAND_FORECAST, demand_forecast
+from .metadata import preview
+from .partitions import partition_week, weekly_partitions
+from .resources import LakeResource
+
+__all__ = ["LATEST_FORECAST", "PUBLISHED_FORECAST", "published_forecast"]
+
+PUBLISHED_FORECAST = "published_forecast"
+LATEST_FORECAST = "published_forecast_latest"
+
+
+@dg.asset(
+    partitions_def=weekly_partitions,
+    deps=[demand_forecast],
+    group_name="forecast",
+    kinds={"parquet"},
+)
+def published_forecast(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> dg.MaterializeResult:
+    """The forecast planners read: every published origin week, and the latest one on its own.
+
+    Copies `demand_forecast` of W to `published_forecast/forecast_week=W/part-0.parquet` and, when
+    W is the newest published week, atomically replaces `published_forecast_latest/part-0.parquet`
+    (same columns plus `forecast_week`). Publishes only a forecast whose blocking checks passed:
+    in a run with the checks, a failed check skips this asset; in a run without them, the instance
+    must hold passed checks for the partition's latest forecast, or nothing is written.
+    """
+    store = lake.open()
+    origin = partition_week(context.partition_key)
+    forecast = store.read_partition(DEMAND_FORECAST, ORIGIN_KEY, origin)
+    run_ids = set(forecast["run_id"].astype(str))
+    unchecked = _blocking_checks_not_passed(context.instance, context.partition_key, run_ids)
+    if unchecked:
+        raise dg.Failure(
+            description=(
+                f"Not publishing the forecast of {origin}: its blocking checks have not passed "
+                f"on its latest materialization ({'; '.join(unchecked)}). Materialize "
+                "demand_forecast with its checks for this week first."
+            ),
+            metadata={"checks": "; ".join(unchecked)},
+        )
+    table = pa.Table.from_pandas(forecast, preserve_index=False)
+    path = store.write_partition(PUBLISHED_FORECAST, ORIGIN_KEY, origin, table)
+    weeks = store.partitions(PUBLISHED_FORECAST, ORIGIN_KEY)
+    latest_week = max(weeks)
+    if origin == latest_week:
+        week_column = pa.array([origin] * table.num_rows, pa.date32())
+        latest = _replace_file(store, LATEST_FORECAST, table.append_column(ORIGIN_KEY, week_column))
+        latest_path = dg.MetadataValue.path(store.uri_of(latest.removeprefix(store.base + "/")))
+    else:
+        latest_path = f"not replaced: {latest_week} is newer"
+    return dg.MaterializeResult(
+        metadata={
+            "forecast_week": origin.isoformat(),
+            "rows": len(forecast),
+            "skus": int(forecast[["article_id", "merchant_id"]].drop_duplicates().shape[0]),
+            "forecast_run_id": ", ".join(sorted(run_ids)),
+            "published_weeks": len(weeks),
+            "latest_week": latest_week.isoformat(),
+            "path": dg.MetadataValue.path(store.uri_of(path.removeprefix(store.base + "/"))),
+            "latest_path": latest_path,
+            "preview": preview(forecast.drop(columns="run_id")),
+        }
+    )
+
+
+def _blocking_checks_not_passed(
+    instance: dg.DagsterInstance, partition: str, run_ids: set[str]
+) -> list[str]:
+    """Why the forecast file (written by `run_ids`) is not known to have passed its checks.
+
+    The file must come from the partition's latest recorded materialization, and every blocking
+    check must have passed on that materialization. In a run with the checks, Dagster already
+    skips this asset when one fails; this also holds when it is materialized on its own.
+    """
+    materializations = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=demand_forecast.key, asset_partitions=[partition]), limit=1
+    ).records
+    if not materializations:
+        return [f"demand_forecast has no recorded materialization for {partition}"]
+    latest = materializations[0]
+    if run_ids != {latest.run_id}:
+        return [f"the file was written by run {', '.join(sorted(run_ids))}, not {latest.run_id}"]
+    forecast_id = latest.storage_id
+    keys = [dg.AssetCheckKey(demand_forecast.key, name) for name in FORECAST_CHECKS]
+    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        keys, partition_filter=PartitionKeyFilter(key=partition)
+    )
+    problems = []
+    for key in keys:
+        record = records.get(key)
+        evaluation = record.evaluation if record else None
+        if not isinstance(evaluation, dg.AssetCheckEvaluation):
+            problems.append(f"{key.name}: not evaluated")
+        elif not evaluation.passed:
+            problems.append(f"{key.name}: failed")
+        elif (
+            evaluation.target_materialization_data is None
+            or evaluation.target_materialization_data.storage_id != forecast_id
+        ):
+            problems.append(f"{key.name}: passed on an older forecast")
+    return problems
+
+
+def _replace_file(store: Lake, dataset: str, table: pa.Table) -> str:
+    """Replaces `<dataset>/part-0.parquet` so that readers see the old file or the new one.
+
+    The same method as the lake's partition writes. Locally: a dot-named temporary file, renamed
+    over the old one. On S3: the file is written locally in full, then uploaded in one call, since
+    a writer streaming to S3 completes the upload (a truncated file) even when it fails.
+    """
+    final = store.path(dataset, PART_FILE)
+    if not store.is_local:
+        with tempfile.TemporaryDirectory(prefix="zeos-latest-") as staging:
+            local = os.path.join(staging, PART_FILE)
+            pq.write_table(table, local)
+            pafs.copy_files(
+                local,
+                final,
+                source_filesystem=pafs.LocalFileSystem(),
+                destination_filesystem=store.fs,
+            )
+        return final
+    store.fs.create_dir(store.path(dataset), recursive=True)
+    temporary = store.path(dataset, f".{PART_FILE}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, temporary, filesystem=store.fs)
+        store.fs.move(temporary, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            store.fs.delete_file(temporary)
+        raise
+    return final
