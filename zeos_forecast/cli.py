@@ -37,9 +37,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _generate(args: argparse.Namespace) -> int:
     from .demo import generate, latest_complete_week
-    from .storage import Lake
+    from .pipeline.deployment import open_lake
 
-    lake = Lake(args.lake or lake_root())
+    lake = open_lake(args.lake)
     last_week = args.last_week or latest_complete_week()
     rows, seconds = generate(lake, args.skus, args.weeks, last_week, args.seed)
     print(
@@ -50,8 +50,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    from .pipeline.deployment import open_lake
     from .pipeline.launch import dagster_instance, forecast_week
-    from .storage import Lake
 
     root = args.lake or lake_root()
     forecast_config = {
@@ -67,7 +67,7 @@ def _forecast(args: argparse.Namespace) -> int:
     }
     window_config = {"history_weeks": args.history_weeks} if args.history_weeks else {}
     outcome = forecast_week(args.week, root, dagster_instance(), forecast_config, window_config)
-    lake = Lake(root)
+    lake = open_lake(root)
     meta = outcome.metadata.get("demand_forecast", {})
     print(
         f"Forecast for {meta.get('skus_scored', 0):,} SKUs x {meta.get('horizon')} weeks from "

@@ -5,11 +5,9 @@ import dagster as dg
 from .pipeline.checks import demand_forecast_checks, sales_history_checks
 from .pipeline.demand_features import demand_features
 from .pipeline.demand_forecast import demand_forecast
-from .pipeline.environment import lake_root
+from .pipeline.deployment import resources_for_deployment
 from .pipeline.jobs import weekly_forecast_job
-from .pipeline.landing_zone import landing_zone_for
 from .pipeline.published_forecast import published_forecast
-from .pipeline.resources import LakeResource
 from .pipeline.sales_history import sales_history
 from .pipeline.schedules import weekly_forecast_schedule
 from .pipeline.sensors import landing_sensor
@@ -20,5 +18,5 @@ defs = dg.Definitions(
     jobs=[weekly_forecast_job],
     sensors=[landing_sensor],
     schedules=[weekly_forecast_schedule],
-    resources={"lake": LakeResource(root=lake_root()), "landing": landing_zone_for(lake_root())},
+    resources=resources_for_deployment(),
 )

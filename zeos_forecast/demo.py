@@ -11,6 +11,7 @@ import pandas as pd
 from .datasets.landing import write_landing
 from .datasets.synthetic import generate_panel
 from .pipeline.demand_forecast import DEMAND_FORECAST
+from .pipeline.deployment import open_lake
 from .pipeline.launch import WeekRun, dagster_instance, forecast_week
 from .storage import Lake
 
@@ -44,7 +45,7 @@ def generate(
 
 def run_demo(lake_root: str, size: DemoSize = DemoSize(), report=print) -> WeekRun:
     """Generates data (unless the week's drop is already there) and forecasts the latest week."""
-    lake = Lake(lake_root)
+    lake = open_lake(lake_root)
     week = latest_complete_week()
     if week in lake.sales_drop_weeks():
         report(f"Landing zone already has the drop for {week}: reusing {lake.uri}/landing.")

@@ -3,6 +3,8 @@
 A lake root is a local directory (the embedded default) or `s3://bucket/prefix`. Derived
 datasets are Hive-partitioned (`<dataset>/<key>=YYYY-MM-DD/part-0.parquet`), one file per
 partition, so that a partition is replaced in one atomic step and a re-run never duplicates rows.
+On S3 every operation is the same; only how a file is made to appear whole differs (see
+`Lake.write_partition`). No credentials are ever part of a `Lake`'s URI, repr or messages.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import contextlib
 import datetime as dt
 import os
 import posixpath
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pandas as pd
 import pyarrow as pa
@@ -28,6 +32,7 @@ __all__ = [
     "SUCCESS_MARKER",
     "Lake",
     "LandingFile",
+    "s3_filesystem",
 ]
 
 LANDING_SALES = "landing/sales"
@@ -38,6 +43,8 @@ PART_FILE = "part-0.parquet"
 DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 # Row groups of this size keep readers' memory flat and let them skip by statistics.
 ROW_GROUP_ROWS = 1_000_000
+# Region assumed for an S3-compatible endpoint (MinIO, moto, ...) when none is configured.
+DEFAULT_ENDPOINT_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -54,15 +61,18 @@ class Lake:
     Args:
         root: Local directory or `s3://bucket/prefix`.
         filesystem: A pyarrow filesystem to use instead of the one inferred from `root`
-            (e.g. an `S3FileSystem` with an endpoint and credentials).
+            (e.g. an `S3FileSystem` with an endpoint and credentials, see `s3_filesystem`).
     """
 
     def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
-        self.uri = root.rstrip("/")
+        root = root.rstrip("/")
+        # Whatever a URI carries besides scheme, bucket and path (user info, query options) stays
+        # out of `uri`, which ends up in metadata, logs and error messages.
+        self.uri = _public_uri(root)
         if filesystem is None:
-            filesystem, path = pafs.FileSystem.from_uri(_absolute(self.uri))
+            filesystem, path = pafs.FileSystem.from_uri(_absolute(root))
         else:
-            path = self.uri.removeprefix("s3://")
+            path = self.uri.split("://", 1)[1] if "://" in self.uri else self.uri
         self.fs = filesystem
         self.base = path.rstrip("/")
         self.is_local = isinstance(filesystem, pafs.LocalFileSystem)
@@ -122,18 +132,16 @@ class Lake:
     def write_landing_drop(self, week: dt.date, frame: pd.DataFrame) -> str:
         """Writes a complete weekly drop the way a user's upload arrives: data, then marker."""
         folder = self.sales_drop_dir(week)
-        self.fs.create_dir(folder, recursive=True)
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        pq.write_table(table, posixpath.join(folder, PART_FILE), filesystem=self.fs)
+        self._write_parquet(table, posixpath.join(folder, PART_FILE))
         with self.fs.open_output_stream(posixpath.join(folder, SUCCESS_MARKER)) as out:
             out.write(b"")
         return folder
 
     def write_landing_table(self, folder: str, name: str, frame: pd.DataFrame) -> str:
         """Writes a metadata table (articles, merchants) into a landing folder."""
-        self.fs.create_dir(self.path(folder), recursive=True)
         path = self.path(folder, name)
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, filesystem=self.fs)
+        self._write_parquet(pa.Table.from_pandas(frame, preserve_index=False), path)
         return path
 
     # ---- derived datasets: Hive-partitioned parquet, one file per partition ----
@@ -145,24 +153,11 @@ class Lake:
         """Replaces one partition atomically: readers see the old file or the new one, never half.
 
         Locally the file is written under a dot-name that dataset readers skip, then renamed over
-        the old one. On S3 an object only becomes visible when its upload completes.
+        the old one. On S3 an object only becomes visible when its upload completes; the file is
+        serialized in full before the upload starts (see `_write_parquet`).
         """
-        folder = self.partition_dir(dataset, key, value)
-        final = posixpath.join(folder, PART_FILE)
-        self.fs.create_dir(folder, recursive=True)
-        target = (
-            posixpath.join(folder, f".{PART_FILE}.{uuid.uuid4().hex}.tmp")
-            if self.is_local
-            else final
-        )
-        try:
-            pq.write_table(table, target, filesystem=self.fs, row_group_size=ROW_GROUP_ROWS)
-            if target != final:
-                self.fs.move(target, final)
-        except BaseException:
-            if target != final:
-                _delete_quietly(self.fs, target)
-            raise
+        final = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
+        self._write_parquet(table, final, row_group_size=ROW_GROUP_ROWS)
         return final
 
     def partitions(self, dataset: str, key: str) -> dict[dt.date, float]:
@@ -221,6 +216,40 @@ class Lake:
 
     # ---- internals ----
 
+    def _write_parquet(self, table: pa.Table, path: str, row_group_size: int | None = None) -> None:
+        """Writes `path` so that it appears whole or not at all; a failure leaves the old file.
+
+        Locally: a dot-named temporary file in the same folder, renamed over `path`.
+
+        On S3 there is no rename, but an object appears only when its upload completes. A parquet
+        writer streaming straight to S3 would not be enough: pyarrow closes an output stream when
+        the writer fails or is garbage collected, and closing completes the upload, which would
+        publish an empty or truncated file over the previous one. So the file is written to a
+        local temporary file first and uploaded by one native `copy_files` call (a single PUT, or
+        a multipart upload that is only completed once every part is in). No folder marker
+        objects are created: S3 has no folders.
+        """
+        if not self.is_local:
+            with tempfile.TemporaryDirectory(prefix="zeos-lake-") as staging:
+                local = os.path.join(staging, posixpath.basename(path))
+                pq.write_table(table, local, row_group_size=row_group_size)
+                pafs.copy_files(
+                    local,
+                    path,
+                    source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=self.fs,
+                )
+            return
+        folder, name = posixpath.split(path)
+        self.fs.create_dir(folder, recursive=True)
+        temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+        try:
+            pq.write_table(table, temporary, filesystem=self.fs, row_group_size=row_group_size)
+            self.fs.move(temporary, path)
+        except BaseException:
+            _delete_quietly(self.fs, temporary)
+            raise
+
     def _list(self, folder: str, recursive: bool) -> list[pafs.FileInfo]:
         selector = pafs.FileSelector(self.path(folder), allow_not_found=True, recursive=recursive)
         return self.fs.get_file_info(selector)
@@ -239,6 +268,91 @@ class Lake:
 
     def _display(self, path: str) -> str:
         return path if self.is_local else f"s3://{path}"
+
+
+def s3_filesystem(
+    *,
+    bucket: str | None = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+    anonymous: bool = False,
+    use_ssl: bool = True,
+    max_attempts: int = 5,
+) -> pafs.S3FileSystem:
+    """A pyarrow `S3FileSystem` for AWS or an S3-compatible store (MinIO, moto, ...).
+
+    Args:
+        bucket: The lake's bucket; used to look up the region on AWS when `region` is not given.
+        endpoint_url: `http(s)://host[:port]` of an S3-compatible store; None for AWS.
+        region: AWS region; without one, AWS looks it up from the bucket and an S3-compatible
+            endpoint gets `us-east-1`.
+        access_key, secret_key, session_token: Explicit credentials; None (or empty) uses the
+            AWS SDK's default chain (environment, config files, instance or task role).
+        anonymous: Unsigned requests (public buckets).
+        use_ssl: `https` (default) or `http` when `endpoint_url` has no scheme.
+        max_attempts: Attempts per request, the first one included (AWS standard retries).
+
+    Error messages never contain the credentials.
+    """
+    access_key, secret_key = access_key or None, secret_key or None
+    if (access_key is None) != (secret_key is None):
+        raise ValueError(
+            "S3 credentials need both an access key id and a secret access key; only one is set."
+        )
+    scheme = "https" if use_ssl else "http"
+    endpoint_override = None
+    if endpoint_url:
+        scheme, endpoint_override = _parse_endpoint(endpoint_url, scheme)
+    if not region:
+        if endpoint_override:
+            region = DEFAULT_ENDPOINT_REGION
+        elif bucket:
+            region = pafs.resolve_s3_region(bucket)
+    return pafs.S3FileSystem(
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=session_token or None,
+        anonymous=anonymous,
+        region=region or None,
+        scheme=scheme,
+        endpoint_override=endpoint_override,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts),
+        # One PUT per small file instead of a three-request multipart upload.
+        allow_delayed_open=True,
+    )
+
+
+def _parse_endpoint(endpoint_url: str, default_scheme: str) -> tuple[str, str]:
+    """(`scheme`, `host[:port]`) of an endpoint URL; rejects anything else it might carry."""
+    parts = urlsplit(
+        endpoint_url if "://" in endpoint_url else f"{default_scheme}://{endpoint_url}"
+    )
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username
+        or parts.password
+        or parts.path not in ("", "/")
+        or parts.query
+    ):
+        # Not echoed: an endpoint URL may carry user info.
+        raise ValueError(
+            "The S3 endpoint URL must have the form http(s)://host[:port], with no path, "
+            "user info or query."
+        )
+    return parts.scheme, parts.netloc
+
+
+def _public_uri(root: str) -> str:
+    """`root` without user info, query or fragment (`s3://key:secret@bucket/x?y` -> `s3://bucket/x`)."""
+    if "://" not in root:
+        return root
+    parts = urlsplit(root)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
 
 
 def _is_data_file(path: str) -> bool:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from conftest import make_landing
 
+from zeos_forecast.pipeline.checks import FORECAST_CHECKS
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,13 @@ query($filter: RunsFilter) {
 }
 """
 LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+CHECK_EXECUTIONS = """
+query($key: AssetKeyInput!, $check: String!, $partition: String) {
+  assetCheckExecutions(assetKey: $key, checkName: $check, partition: $partition, limit: 5) {
+    status
+  }
+}
+"""
 
 
 @dataclass
@@ -81,6 +89,18 @@ class Deployment:
 
     def history_runs(self, week: dt.date) -> list[dict]:
         return self.runs(**{"dagster/asset_partition_range_end": week.isoformat()})
+
+    def check_statuses(self, asset: str, week: dt.date) -> dict[str, list[str]]:
+        return {
+            check: [
+                e["status"]
+                for e in self.graphql(
+                    CHECK_EXECUTIONS,
+                    {"key": {"path": [asset]}, "check": check, "partition": week.isoformat()},
+                )["assetCheckExecutions"]
+            ]
+            for check in FORECAST_CHECKS
+        }
 
 
 def _free_port() -> int:
@@ -187,6 +207,9 @@ def test_a_dropped_week_is_validated_forecast_and_deduplicated_without_anyone_cl
     print(f"drop to launched run: {history[0]['creationTime'] - dropped_at:.1f} s")
     _wait_for("forecast of the new week", lambda: _succeeded(deployment.forecast_runs(LAST)))
     assert (deployment.lake / f"demand_forecast/forecast_week={LAST}/part-0.parquet").exists()
+    statuses = deployment.check_statuses("demand_forecast", LAST)
+    assert all(s == ["SUCCEEDED"] for s in statuses.values()), statuses
+    assert (deployment.lake / f"published_forecast/forecast_week={LAST}/part-0.parquet").exists()
 
     # The same drop again (a re-sent marker) starts nothing.
     (target / "_SUCCESS").touch()
@@ -213,3 +236,4 @@ def test_the_deployment_returns_the_lineage_from_sales_to_forecast(deployment):
 
     assert parents["demand_features"] == ["sales_history"]
     assert parents["demand_forecast"] == ["demand_features"]
+    assert parents["published_forecast"] == ["demand_forecast"]

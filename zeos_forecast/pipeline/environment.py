@@ -6,15 +6,45 @@ import datetime as dt
 import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_FIRST_WEEK", "first_week", "lake_root"]
+__all__ = [
+    "DEFAULT_FIRST_WEEK",
+    "DEPLOYMENTS",
+    "DEPLOYMENT_VAR",
+    "LAKE_VAR",
+    "S3_VARS",
+    "deployment",
+    "first_week",
+    "lake_root",
+]
 
 # Earliest week a partition exists for; set ZEOS_FIRST_WEEK for older history.
 DEFAULT_FIRST_WEEK = "2018-01-01"
+LAKE_VAR = "ZEOS_LAKE"
+DEPLOYMENT_VAR = "ZEOS_DEPLOYMENT"
+DEPLOYMENTS = ("local", "prod")
+# The lake's S3Resource field -> the environment variables it is read from (the first one set).
+# Values are only ever resolved by Dagster (`dg.EnvVar`), never read into code.
+S3_VARS: dict[str, tuple[str, ...]] = {
+    "endpoint_url": ("ZEOS_S3_ENDPOINT_URL",),
+    "region_name": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "aws_access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "aws_secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "aws_session_token": ("AWS_SESSION_TOKEN",),
+    "max_attempts": ("ZEOS_S3_MAX_ATTEMPTS",),
+}
 
 
 def lake_root() -> str:
     """`ZEOS_LAKE` (a local path or `s3://bucket/prefix`), else `./lake` under the working dir."""
-    return os.environ.get("ZEOS_LAKE") or str(Path.cwd() / "lake")
+    return os.environ.get(LAKE_VAR) or str(Path.cwd() / "lake")
+
+
+def deployment() -> str:
+    """`ZEOS_DEPLOYMENT`: `local` (the default: embedded, works with no configuration) or `prod`."""
+    value = os.environ.get(DEPLOYMENT_VAR) or DEPLOYMENTS[0]
+    if value not in DEPLOYMENTS:
+        raise ValueError(f"{DEPLOYMENT_VAR}={value!r} is not one of {', '.join(DEPLOYMENTS)}.")
+    return value
 
 
 def first_week() -> dt.date:

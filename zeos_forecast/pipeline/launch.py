@@ -19,6 +19,7 @@ from ..core.settings import ForecastSettings
 from ..storage import Lake
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
+from .deployment import open_lake
 from .environment import first_week
 from .jobs import WEEKLY_FORECAST
 from .partitions import weekly_partitions
@@ -78,7 +79,7 @@ def forecast_week(
     window_config = window_config or {}
     history_weeks = window_config.get("history_weeks", ForecastSettings().history_weeks)
     outcome = WeekRun(week=week)
-    lake = Lake(lake_root)
+    lake = open_lake(lake_root)
     drop_weeks = lake.sales_drop_weeks()
     _check_partition_range(week, history_weeks, list(drop_weeks))
     if week not in drop_weeks:

@@ -2,17 +2,105 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from collections.abc import Iterator
+from typing import Any
 
-from ..storage import Lake
+import dagster as dg
+import pyarrow.fs as pafs
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from ..storage import Lake, s3_filesystem
 
 __all__ = ["LakeResource"]
 
+# S3Resource fields that hold credentials: never shown by `repr`.
+SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
 
 class LakeResource(dg.ConfigurableResource):
-    """Where derived datasets live and landing drops arrive: a local path or `s3://bucket/prefix`."""
+    """Where derived datasets live and landing drops arrive: a local path or `s3://bucket/prefix`.
 
-    root: str
+    For an `s3://` root, `s3` (dagster-aws `S3Resource`, fields set through `dg.EnvVar` in a
+    deployment) says where and as whom: `endpoint_url` (an S3-compatible store), `region_name`,
+    `aws_access_key_id` / `aws_secret_access_key` / `aws_session_token`, `profile_name`,
+    `use_unsigned_session`, `use_ssl` and `max_attempts`. Without `s3`, or with its fields unset,
+    the AWS SDK's default chain applies (environment, config files, instance or task role).
+    A local root ignores `s3`.
+    """
+
+    root: str = Field(description="A local directory or s3://bucket/prefix.")
+    s3: S3Resource | None = None
 
     def open(self) -> Lake:
-        return Lake(self.root)
+        _require_resolved("root", self.root)
+        if not self.root.startswith("s3://") or self.s3 is None:
+            return Lake(self.root)
+        bucket = self.root.removeprefix("s3://").split("/", 1)[0]
+        return Lake(self.root, filesystem=_filesystem(self.s3, bucket))
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, (_RedactedS3(value) if isinstance(value, S3Resource) else value)
+
+
+def _filesystem(s3: S3Resource, bucket: str) -> pafs.S3FileSystem:
+    for name in ("endpoint_url", "region_name", "profile_name", "max_attempts", *SECRET_FIELDS):
+        _require_resolved(f"s3.{name}", getattr(s3, name))
+    if s3.verify is False:
+        raise ValueError(
+            "LakeResource.s3.verify=False is not supported: pyarrow's S3 filesystem always "
+            "verifies TLS certificates (use an http:// endpoint_url for a local test store)."
+        )
+    access_key, secret_key = s3.aws_access_key_id, s3.aws_secret_access_key
+    token = s3.aws_session_token
+    if s3.profile_name and not (access_key or secret_key):
+        access_key, secret_key, token = _profile_credentials(s3.profile_name)
+    return s3_filesystem(
+        bucket=bucket,
+        endpoint_url=s3.endpoint_url,
+        region=s3.region_name,
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=token,
+        anonymous=s3.use_unsigned_session,
+        use_ssl=s3.use_ssl,
+        max_attempts=s3.max_attempts,
+    )
+
+
+def _profile_credentials(profile: str) -> tuple[str | None, str | None, str | None]:
+    """A named AWS profile's credentials, resolved as boto3 does (pyarrow takes no profile)."""
+    import boto3
+
+    credentials = boto3.Session(profile_name=profile).get_credentials()
+    if credentials is None:
+        raise ValueError(f"AWS profile {profile!r} has no credentials.")
+    frozen = credentials.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key, frozen.token
+
+
+def _require_resolved(name: str, value: object) -> None:
+    # An EnvVar holds the variable's *name*; only Dagster resolves it (in a run, or through
+    # dg.build_resources).
+    env_var_name = getattr(value, "env_var_name", None)  # EnvVar and EnvVar.int
+    if env_var_name is not None:
+        raise RuntimeError(
+            f"LakeResource.{name} is still the unresolved EnvVar({env_var_name!r}): open "
+            "the lake inside a run, through dg.build_resources, or with "
+            "zeos_forecast.pipeline.deployment.open_lake()."
+        )
+
+
+class _RedactedS3:
+    """How a nested `S3Resource` shows in `repr`: every field except the credentials."""
+
+    def __init__(self, s3: S3Resource):
+        self._s3 = s3
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={'<redacted>' if name in SECRET_FIELDS and value else repr(value)}"
+            for name, value in self._s3.__repr_args__()
+        )
+        return f"S3Resource({fields})"
