@@ -32,6 +32,7 @@ __all__ = [
     "SUCCESS_MARKER",
     "Lake",
     "LandingFile",
+    "parse_partition_dir",
     "s3_filesystem",
 ]
 
@@ -97,7 +98,7 @@ class Lake:
             folder, name = posixpath.split(info.path)
             if name != SUCCESS_MARKER:
                 continue
-            week = _parse_partition_dir(posixpath.basename(folder), "week")
+            week = parse_partition_dir(posixpath.basename(folder), "week")
             if week is not None and info.mtime is not None:
                 weeks[week] = info.mtime.timestamp()
         return dict(sorted(weeks.items()))
@@ -165,7 +166,7 @@ class Lake:
         found: dict[dt.date, float] = {}
         for info in self._list(dataset, recursive=True):
             folder, name = posixpath.split(info.path)
-            value = _parse_partition_dir(posixpath.basename(folder), key)
+            value = parse_partition_dir(posixpath.basename(folder), key)
             if name == PART_FILE and value is not None and info.mtime is not None:
                 found[value] = info.mtime.timestamp()
         return dict(sorted(found.items()))
@@ -360,7 +361,7 @@ def _is_data_file(path: str) -> bool:
     return not name.startswith((".", "_")) and name.endswith(DATA_SUFFIXES)
 
 
-def _parse_partition_dir(name: str, key: str) -> dt.date | None:
+def parse_partition_dir(name: str, key: str) -> dt.date | None:
     prefix = f"{key}="
     if not name.startswith(prefix):
         return None

@@ -53,6 +53,15 @@ query($filter: RunsFilter) {
   }
 }
 """
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+  }
+}
+"""
 LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 CHECK_EXECUTIONS = """
 query($key: AssetKeyInput!, $check: String!, $partition: String) {
@@ -225,6 +234,29 @@ def test_a_dropped_week_is_validated_forecast_and_deduplicated_without_anyone_cl
     _wait_for("forecast of the corrected week",
               lambda: _succeeded(deployment.forecast_runs(LAST), count=2))  # fmt: skip
     assert len(deployment.history_runs(LAST)) == 2
+
+
+def test_past_weeks_backfilled_from_the_ui_each_see_only_their_own_history(deployment):
+    weeks = [LAST - dt.timedelta(weeks=n) for n in (4, 3)]
+    assets = ["demand_features", "demand_forecast", "published_forecast"]
+    params = {
+        "partitionNames": [w.isoformat() for w in weeks],
+        "assetSelection": [{"path": [a]} for a in assets],
+    }
+
+    launched = deployment.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
+
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    for week in weeks:
+        _wait_for(f"backfill of {week}", lambda w=week: _succeeded(deployment.forecast_runs(w)))
+        features = pd.read_parquet(
+            deployment.lake / f"demand_features/forecast_week={week}/part-0.parquet"
+        )
+        assert features["week"].max() == pd.Timestamp(week)
+        forecast = pd.read_parquet(
+            deployment.lake / f"demand_forecast/forecast_week={week}/part-0.parquet"
+        )
+        assert forecast["week"].min() == week + dt.timedelta(weeks=1)
 
 
 def test_the_deployment_returns_the_lineage_from_sales_to_forecast(deployment):

@@ -19,11 +19,9 @@ from dataclasses import dataclass
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
-from ..storage import LANDING_SALES, SUCCESS_MARKER
+from ..storage import LANDING_SALES, SUCCESS_MARKER, parse_partition_dir
 
 __all__ = ["Drop", "LandingZone", "LocalLandingZone", "S3LandingZone", "landing_zone_for"]
-
-WEEK_PREFIX = "week="
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def _drops(listing: dict[str, list[tuple[str, int, str]]]) -> dict[dt.date, Drop
     """Complete drops from `{folder name: [(file name, size, version tag)]}`."""
     drops = {}
     for folder, files in listing.items():
-        week = _week_of(folder)
+        week = parse_partition_dir(folder, "week")
         names = {name for name, _, _ in files}
         if week is None or SUCCESS_MARKER not in names:
             continue
@@ -105,12 +103,3 @@ def _drops(listing: dict[str, list[tuple[str, int, str]]]) -> dict[dt.date, Drop
         digest = hashlib.sha256(repr(data).encode()).hexdigest()[:16]
         drops[week] = Drop(week=week, identity=digest, files=len(data))
     return dict(sorted(drops.items()))
-
-
-def _week_of(folder: str) -> dt.date | None:
-    if not folder.startswith(WEEK_PREFIX):
-        return None
-    try:
-        return dt.date.fromisoformat(folder[len(WEEK_PREFIX) :])
-    except ValueError:
-        return None

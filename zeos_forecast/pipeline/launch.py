@@ -22,15 +22,12 @@ from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
 from .environment import first_week
 from .jobs import WEEKLY_FORECAST
-from .partitions import weekly_partitions
+from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, weekly_partitions
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
 __all__ = ["RunFailed", "WeekRun", "dagster_instance", "forecast_week", "history_runs_needed"]
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 # The embedded default: local run and event storage under DAGSTER_HOME (see README for production).
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 

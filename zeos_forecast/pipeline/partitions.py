@@ -8,7 +8,19 @@ import dagster as dg
 
 from .environment import first_week
 
-__all__ = ["partition_week", "weekly_partitions", "weeks_in_window"]
+__all__ = [
+    "PARTITION_TAG",
+    "RANGE_END_TAG",
+    "RANGE_START_TAG",
+    "partition_week",
+    "weekly_partitions",
+    "weeks_in_window",
+]
+
+# Run tags that name the partition (or range of partitions) a run materializes.
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 weekly_partitions = dg.WeeklyPartitionsDefinition(
     start_date=first_week().isoformat(),

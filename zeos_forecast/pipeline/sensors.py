@@ -27,14 +27,12 @@ from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .jobs import weekly_forecast_job
 from .landing_zone import Drop, LandingZone
-from .partitions import weekly_partitions
+from .partitions import RANGE_END_TAG, RANGE_START_TAG, weekly_partitions
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
 __all__ = ["SensorState", "landing_sensor", "week_ranges"]
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 RUN_KEY_TAG = "dagster/run_key"
 DEFAULT_INTERVAL_SECONDS = 60
 # Assets of the per-week forecast run; sales_history has its own runs.
