@@ -299,6 +299,11 @@ def test_listing_pages_through_more_than_a_thousand_keys(lake, s3_server, bucket
     assert list(lake.sales_drop_weeks()) == weeks
     [last] = lake.read_sales_drop(weeks[-1])
     assert last.frame.to_dict("records") == [{"article_id": "A1"}]
+    # The sensor's view (boto3's paginator, ETags) sees every drop too.
+    zone = S3LandingZone(root=f"s3://{bucket}/lake", s3=s3_server.s3_resource())
+    drops = zone.complete_drops()
+    assert list(drops) == weeks
+    assert {d.files for d in drops.values()} == {1}
 
 
 # ---- the asset graph on S3 ----
