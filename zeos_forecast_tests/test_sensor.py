@@ -12,10 +12,11 @@ from zeos_forecast.pipeline.checks import demand_forecast_checks, sales_history_
 from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
+from zeos_forecast.pipeline.partitions import week_ranges
 from zeos_forecast.pipeline.published_forecast import published_forecast
 from zeos_forecast.pipeline.resources import LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
-from zeos_forecast.pipeline.sensors import SensorState, landing_sensor, week_ranges
+from zeos_forecast.pipeline.sensors import SensorState, landing_sensor
 from zeos_forecast.storage import Lake
 
 LAST = dt.date(2026, 11, 9)
@@ -193,6 +194,34 @@ def test_a_failed_history_run_is_not_followed_by_a_forecast(
 
     assert after.run_requests == []
     assert SensorState.from_cursor(after.cursor).pending == {}
+
+
+def test_the_weeks_of_a_failed_run_are_validated_again_once_the_bad_drop_is_corrected(
+    lake, instance, fast_forecast, fast_window
+):
+    bad_week = LAST - dt.timedelta(weeks=10)
+    bad = Path(Lake(str(lake)).sales_drop_dir(bad_week)) / "part-0.parquet"
+    good = pd.read_parquet(bad)
+    good.assign(units_sold=-1.0).to_parquet(bad, index=False)
+    first = tick(instance, lake, None)
+    assert not execute(first.run_requests[0], lake, instance, fast_forecast, fast_window)
+
+    waiting = tick(instance, lake, first.cursor)  # the same content is not retried
+    assert waiting.run_requests == []
+    assert SensorState.from_cursor(waiting.cursor).seen == {}
+
+    good.to_parquet(bad, index=False)
+    retry = tick(instance, lake, waiting.cursor)
+    [request] = retry.run_requests
+    oldest = LAST - dt.timedelta(weeks=WEEKS - 1)
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+        oldest.isoformat(),
+        LAST.isoformat(),
+    )
+    assert execute(request, lake, instance, fast_forecast, fast_window)
+    forecast = tick(instance, lake, retry.cursor)
+    assert [r.partition_key for r in forecast.run_requests] == [LAST.isoformat()]
+    assert len(SensorState.from_cursor(forecast.cursor).seen) == WEEKS
 
 
 def test_week_ranges_group_consecutive_mondays():

@@ -15,8 +15,12 @@ __all__ = [
     "deployment",
     "first_week",
     "lake_root",
+    "schedule_time",
+    "sensor_interval_seconds",
 ]
 
+DEFAULT_SENSOR_INTERVAL_SECONDS = 60
+DEFAULT_SCHEDULE_DAY, DEFAULT_SCHEDULE_HOUR = 1, 6  # Monday (0 = Sunday) 06:00 UTC
 # Earliest week a partition exists for; set ZEOS_FIRST_WEEK for older history.
 DEFAULT_FIRST_WEEK = "2018-01-01"
 LAKE_VAR = "ZEOS_LAKE"
@@ -54,3 +58,25 @@ def first_week() -> dt.date:
     if week.weekday() != 0:
         raise ValueError(f"ZEOS_FIRST_WEEK={value} is not a Monday.")
     return week
+
+
+def sensor_interval_seconds() -> int:
+    """`ZEOS_SENSOR_INTERVAL_SECONDS`: how often `landing_sensor` looks (default 60, at least 1)."""
+    return _whole_number("ZEOS_SENSOR_INTERVAL_SECONDS", DEFAULT_SENSOR_INTERVAL_SECONDS, 1, 86_400)
+
+
+def schedule_time() -> tuple[int, int]:
+    """(`ZEOS_SCHEDULE_DAY` 0 = Sunday .. 6, `ZEOS_SCHEDULE_HOUR` 0..23) of the schedule."""
+    return (
+        _whole_number("ZEOS_SCHEDULE_DAY", DEFAULT_SCHEDULE_DAY, 0, 6),
+        _whole_number("ZEOS_SCHEDULE_HOUR", DEFAULT_SCHEDULE_HOUR, 0, 23),
+    )
+
+
+def _whole_number(name: str, default: int, low: int, high: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.strip().isdigit() or not low <= int(value) <= high:
+        raise ValueError(f"{name}={value!r} must be a whole number from {low} to {high}.")
+    return int(value)

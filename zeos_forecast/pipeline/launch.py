@@ -22,7 +22,13 @@ from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
 from .environment import first_week
 from .jobs import WEEKLY_FORECAST
-from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, weekly_partitions
+from .partitions import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    week_ranges,
+    weekly_partitions,
+)
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
@@ -128,14 +134,7 @@ def history_runs_needed(
     if instance is not None:
         recorded = instance.get_materialized_partitions(dg.AssetKey(SALES_HISTORY))
         done = {w: mtime for w, mtime in done.items() if w.isoformat() in recorded}
-    stale = sorted(w for w, marker_time in drops.items() if done.get(w, -1.0) < marker_time)
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for w in stale:
-        if ranges and w - ranges[-1][1] == dt.timedelta(weeks=1):
-            ranges[-1] = (ranges[-1][0], w)
-        else:
-            ranges.append((w, w))
-    return ranges
+    return week_ranges([w for w, marker_time in drops.items() if done.get(w, -1.0) < marker_time])
 
 
 def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[dt.date]) -> None:

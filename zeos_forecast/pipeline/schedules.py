@@ -5,22 +5,20 @@ It runs the weekly job for the latest complete week at a fixed time: Monday (`ZE
 arrive on a fixed timetable and the history of earlier weeks is already validated.
 """
 
-import os
-
 import dagster as dg
 
+from .environment import schedule_time
 from .jobs import weekly_forecast_job
 
 __all__ = ["weekly_forecast_schedule"]
 
-DEFAULT_DAY_OF_WEEK = 1  # Monday, right after the week ends
-DEFAULT_HOUR = 6
+DAY_OF_WEEK, HOUR = schedule_time()
 
 weekly_forecast_schedule = dg.build_schedule_from_partitioned_job(
     weekly_forecast_job,
     name="weekly_forecast_schedule",
     description="Forecast the latest complete week at a fixed time (fallback to landing_sensor).",
-    day_of_week=int(os.environ.get("ZEOS_SCHEDULE_DAY", DEFAULT_DAY_OF_WEEK)),
-    hour_of_day=int(os.environ.get("ZEOS_SCHEDULE_HOUR", DEFAULT_HOUR)),
+    day_of_week=DAY_OF_WEEK,
+    hour_of_day=HOUR,
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )

@@ -1,12 +1,14 @@
 """`landing_sensor`: new weekly drops start their runs; nobody has to click.
 
 Each tick compares the complete drops of the landing zone with the cursor:
-- A new or corrected drop is validated: one `sales_history` run per contiguous range of such weeks
-  (on the first tick that is the whole backlog, in one run).
-- Its week is then forecast (features, forecast, checks, publication) in a second run that the
-  sensor requests only once the history run has succeeded, so a forecast never reads a window that
-  is still being written. On the first tick only the latest week is forecast: older weeks are
-  forecast when someone backfills them.
+- Drops not yet validated (new, corrected, or left over from a failed run) are validated: one
+  `sales_history` run per contiguous range of such weeks; a backlog of years is one run.
+- A week is forecast (features, forecast, checks, publication) by a second run, requested only
+  once every history run of its tick has succeeded, so a forecast never reads a half-validated
+  window. Forecast are: the latest week with a drop, and corrections of weeks validated before.
+  Older weeks of a backlog are forecast only when someone backfills them.
+- A week counts as validated only when its run succeeded. The weeks of a failed run are validated
+  again, all of them, once any drop among them changes; the same content is not retried.
 - Run keys carry the drops' content identity: the same drop never triggers twice, a corrected
   re-drop of an old week does.
 - Drops for weeks outside the partitions (not yet ended, or before the first) are reported once
@@ -18,23 +20,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
+from .environment import sensor_interval_seconds
 from .jobs import weekly_forecast_job
 from .landing_zone import Drop, LandingZone
-from .partitions import RANGE_END_TAG, RANGE_START_TAG, weekly_partitions
+from .partitions import RANGE_END_TAG, RANGE_START_TAG, week_ranges, weekly_partitions
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
-__all__ = ["SensorState", "landing_sensor", "week_ranges"]
+__all__ = ["SensorState", "landing_sensor"]
 
 RUN_KEY_TAG = "dagster/run_key"
-DEFAULT_INTERVAL_SECONDS = 60
 # Assets of the per-week forecast run; sales_history has its own runs.
 FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST)
 FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -42,9 +43,11 @@ FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 @dataclass
 class SensorState:
-    """The cursor: drops already handled and forecasts waiting for their history run."""
+    """The cursor: what is validated, what is being validated, and what waits to be forecast."""
 
-    seen: dict[str, str] = field(default_factory=dict)  # week -> drop identity
+    seen: dict[str, str] = field(default_factory=dict)  # week -> identity validated by a run
+    in_flight: dict[str, dict[str, str]] = field(default_factory=dict)  # run key -> {week: id}
+    failed: list[str] = field(default_factory=list)  # history run keys that failed
     pending: dict[str, dict] = field(default_factory=dict)  # week -> identity, history run keys
     reported: list[str] = field(default_factory=list)  # out-of-range weeks already reported
 
@@ -56,63 +59,48 @@ class SensorState:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def week_ranges(weeks: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """Sorted weeks grouped into contiguous (first, last) ranges."""
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for week in sorted(weeks):
-        if ranges and week - ranges[-1][1] == dt.timedelta(weeks=1):
-            ranges[-1] = (ranges[-1][0], week)
-        else:
-            ranges.append((week, week))
-    return ranges
-
-
 @dg.sensor(
     job=weekly_forecast_job,
-    minimum_interval_seconds=int(
-        os.environ.get("ZEOS_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS)
-    ),
+    minimum_interval_seconds=sensor_interval_seconds(),
     default_status=dg.DefaultSensorStatus.STOPPED,
 )
 def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
-    """Validates every new or corrected weekly drop, then forecasts its week."""
+    """Validates every new or corrected weekly drop, then forecasts the latest week."""
     state = SensorState.from_cursor(context.cursor)
-    first_tick = not state.seen
-    keys = set(weekly_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
-    drops = landing.complete_drops()
-    outside = [w for w in drops if w.isoformat() not in keys]
-    for week in outside:
-        if week.isoformat() not in state.reported:
-            context.log.warning(
-                f"Drop for {week} is outside the weekly partitions (from "
-                f"{weekly_partitions.start:%Y-%m-%d} to the latest complete week); it is picked "
-                "up once its week is a partition."
-            )
-            state.reported.append(week.isoformat())
+    _settle_history_runs(context.instance, state)
+    drops = _drops_in_partitions(context, landing.complete_drops(), state)
+    validating = {w: i for weeks in state.in_flight.values() for w, i in weeks.items()}
     changed = {
-        w: d
-        for w, d in drops.items()
-        if w not in outside and state.seen.get(w.isoformat()) != d.identity
+        week: drop
+        for week, drop in drops.items()
+        if drop.identity not in (state.seen.get(week.isoformat()), validating.get(week.isoformat()))
     }
 
-    requests = [
-        dg.RunRequest(
-            run_key=_history_run_key(first, last, changed),
-            asset_selection=[dg.AssetKey(SALES_HISTORY)],
-            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+    requests = []
+    for first, last in week_ranges(list(changed)):
+        weeks = {w.isoformat(): d.identity for w, d in changed.items() if first <= w <= last}
+        run_key = _history_run_key(first, last, weeks)
+        if run_key in state.failed:
+            continue  # the same content failed before: wait for a corrected drop
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                asset_selection=[dg.AssetKey(SALES_HISTORY)],
+                tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+            )
         )
-        for first, last in week_ranges(list(changed))
-    ]
+        state.in_flight[run_key] = weeks
     # A forecast waits for every history run of this tick: its window may span several ranges.
     history_keys = [r.run_key for r in requests]
-    for week in [max(changed)] if first_tick and changed else list(changed):
-        state.pending[week.isoformat()] = {"identity": changed[week].identity, "runs": history_keys}
+    latest = max(drops, default=None)
     for week, drop in changed.items():
-        state.seen[week.isoformat()] = drop.identity
+        requested = any(week.isoformat() in state.in_flight[k] for k in history_keys)
+        if requested and (week == latest or week.isoformat() in state.seen):
+            state.pending[week.isoformat()] = {"identity": drop.identity, "runs": history_keys}
 
     requests += _forecasts_ready(context, state)
     context.log.info(
-        f"{len(drops)} complete drops, {len(changed)} new or corrected, "
+        f"{len(drops)} complete drops, {len(changed)} not yet validated, "
         f"{len(state.pending)} forecasts waiting for their history run."
     )
     return dg.SensorResult(
@@ -122,8 +110,39 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     )
 
 
-def _history_run_key(first: dt.date, last: dt.date, drops: dict[dt.date, Drop]) -> str:
-    identities = "".join(drops[w].identity for w in sorted(drops) if first <= w <= last)
+def _drops_in_partitions(
+    context: dg.SensorEvaluationContext, drops: dict[dt.date, Drop], state: SensorState
+) -> dict[dt.date, Drop]:
+    """The drops whose week is a partition; the others are reported once."""
+    keys = set(weekly_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    inside = {}
+    for week, drop in drops.items():
+        if week.isoformat() in keys:
+            inside[week] = drop
+        elif week.isoformat() not in state.reported:
+            context.log.warning(
+                f"Drop for {week} is outside the weekly partitions (from "
+                f"{weekly_partitions.start:%Y-%m-%d} to the latest complete week); it is picked "
+                "up once its week is a partition."
+            )
+            state.reported.append(week.isoformat())
+    return inside
+
+
+def _settle_history_runs(instance: dg.DagsterInstance, state: SensorState) -> None:
+    """Weeks of succeeded history runs become validated; failed runs are remembered."""
+    for run_key, weeks in list(state.in_flight.items()):
+        run = _latest_run(instance, run_key)
+        if run is not None and run.status == dg.DagsterRunStatus.SUCCESS:
+            state.seen.update(weeks)
+            del state.in_flight[run_key]
+        elif run is not None and run.status in FAILED:
+            state.failed.append(run_key)
+            del state.in_flight[run_key]
+
+
+def _history_run_key(first: dt.date, last: dt.date, weeks: dict[str, str]) -> str:
+    identities = "".join(identity for _, identity in sorted(weeks.items()))
     return f"{SALES_HISTORY}:{first}:{last}:{hashlib.sha256(identities.encode()).hexdigest()[:16]}"
 
 
