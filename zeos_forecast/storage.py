@@ -25,6 +25,8 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from .core.contract import LandingDataError
+
 __all__ = [
     "LANDING_ARTICLES",
     "LANDING_MERCHANTS",
@@ -67,8 +69,13 @@ class Lake:
 
     def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
         root = root.rstrip("/")
-        # Whatever a URI carries besides scheme, bucket and path (user info, query options) stays
-        # out of `uri`, which ends up in metadata, logs and error messages.
+        if "://" in root and "@" in urlsplit(root).netloc:
+            # The root travels into run config, metadata and logs: it must never hold a secret.
+            raise ValueError(
+                "A lake root must not carry credentials in its URI. Set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or use the machine's role) instead; see the README."
+            )
+        # Query options (region, endpoint) stay out of `uri`, which ends up in metadata and logs.
         self.uri = _public_uri(root)
         if filesystem is None:
             filesystem, path = pafs.FileSystem.from_uri(_absolute(root))
@@ -259,13 +266,30 @@ class Lake:
         return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
 
     def _read_landing_file(self, path: str) -> LandingFile:
-        if path.endswith(".parquet"):
-            frame = pq.read_table(path, filesystem=self.fs).to_pandas()
-        else:
-            # Everything as text: the contract validation decides types and reports bad cells.
-            with self.fs.open_input_stream(path, compression="detect") as stream:
-                frame = pd.read_csv(stream, dtype=str, keep_default_na=False)
+        try:
+            if path.endswith(".parquet"):
+                frame = pq.read_table(path, filesystem=self.fs).to_pandas()
+            else:
+                # Everything as text: the contract validation decides types and reports bad cells.
+                with self.fs.open_input_stream(path, compression="detect") as stream:
+                    frame = pd.read_csv(stream, dtype=str, keep_default_na=False)
+        except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError,
+                UnicodeDecodeError, EOFError, OSError) as error:  # fmt: skip
+            # Corrupt data and an unreachable store both raise OSError; only the first is bad input.
+            if isinstance(error, FileNotFoundError) or not self._still_answers(path):
+                raise
+            kind = "parquet" if path.endswith(".parquet") else "CSV (UTF-8, comma-separated)"
+            raise LandingDataError(
+                self._display(path), "*", f"cannot be read as {kind}: {error}",
+                hint="Re-export the file and drop it again; the landing zone was left as it is.",
+            ) from error  # fmt: skip
         return LandingFile(path=self._display(path), frame=frame)
+
+    def _still_answers(self, path: str) -> bool:
+        try:
+            return self.fs.get_file_info(path).type == pafs.FileType.File
+        except OSError:
+            return False
 
     def _display(self, path: str) -> str:
         return path if self.is_local else f"s3://{path}"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from core_frames import sales_drop
+from core_frames import ORIGIN, sales_drop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeos_forecast.core.contract import validate_sales_drop
+from zeos_forecast.core.contract import LandingDataError, validate_sales_drop
 from zeos_forecast.storage import LANDING_ARTICLES, SUCCESS_MARKER, Lake
 
 WEEK = dt.date(2024, 1, 1)
@@ -290,3 +290,26 @@ def test_landing_files_are_byte_for_byte_unchanged_after_reading(lake):
     assert digests(landing) == before
     assert {p: p.stat().st_mtime_ns for p in landing.rglob("*")} == mtimes
     assert len(before) == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("sales.parquet", b""),
+        ("sales.parquet", b"PAR1 not really parquet"),
+        ("sales.csv", b""),
+        ("sales.csv", "article_id;week\n\xe9t\xe9".encode("latin-1")),
+    ],
+    ids=["empty-parquet", "garbage-parquet", "empty-csv", "latin1-csv"],
+)
+def test_an_unreadable_landing_file_is_a_landing_error_naming_it(tmp_path, name, content):
+    folder = tmp_path / "landing" / "sales" / f"week={ORIGIN}"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(content)
+    (folder / "_SUCCESS").touch()
+
+    with pytest.raises(LandingDataError, match="cannot be read as") as caught:
+        Lake(str(tmp_path)).read_sales_drop(ORIGIN)
+
+    assert caught.value.file.endswith(name)
+    assert (folder / name).read_bytes() == content
