@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a clear message on stderr, not a traceback, for users
         from .pipeline.launch import RunFailed
 
-        if not isinstance(error, RunFailed | ValueError | FileNotFoundError):
+        if not isinstance(error, RunFailed | ValueError | OSError):
             raise
         print(f"zeos-forecast {args.name}: {error}", file=sys.stderr)
         return 1
@@ -65,7 +65,7 @@ def _forecast(args: argparse.Namespace) -> int:
         }.items()
         if v is not None
     }
-    window_config = {"history_weeks": args.history_weeks} if args.history_weeks else {}
+    window_config = {} if args.history_weeks is None else {"history_weeks": args.history_weeks}
     outcome = forecast_week(args.week, root, dagster_instance(), forecast_config, window_config)
     lake = open_lake(root)
     meta = outcome.metadata.get("demand_forecast", {})

@@ -205,7 +205,7 @@ def _static_features(
         if table is None or table.empty:
             continue
         key = KEY_COLUMNS[level]
-        table = table.drop_duplicates(key).set_index(table[key].astype(str))
+        table = table.set_index(table[key].astype(str))  # keys are unique (validate_metadata)
         aligned = table.reindex(sku_keys.get_level_values(level)).reset_index(drop=True)
         for column in table.columns.drop(key):
             values = aligned[column]

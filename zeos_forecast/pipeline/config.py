@@ -17,10 +17,12 @@ class WindowConfig(dg.Config):
 
     history_weeks: int = Field(
         DEFAULTS.history_weeks,
+        ge=2,
         description="Length of the sliding window ending at the origin week.",
     )
     active_weeks: int = Field(
         DEFAULTS.active_weeks,
+        ge=1,
         description="A SKU with a sales row in this many latest weeks is forecast.",
     )
 

@@ -21,7 +21,7 @@ from dagster_aws.s3 import S3Resource
 
 from ..storage import LANDING_SALES, SUCCESS_MARKER, parse_partition_dir
 
-__all__ = ["Drop", "LandingZone", "LocalLandingZone", "S3LandingZone", "landing_zone_for"]
+__all__ = ["Drop", "LandingZone", "LocalLandingZone", "S3LandingZone"]
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,6 @@ class S3LandingZone(LandingZone):
                 if name and "/" not in name:
                     listing[folder].append((name, int(item["Size"]), item["ETag"].strip('"')))
         return _drops(listing)
-
-
-def landing_zone_for(root: str, s3: S3Resource | None = None) -> LandingZone:
-    """The implementation that fits a lake root."""
-    if root.startswith("s3://"):
-        return S3LandingZone(root=root, s3=s3 or S3Resource())
-    return LocalLandingZone(root=root)
 
 
 def _drops(listing: dict[str, list[tuple[str, int, str]]]) -> dict[dt.date, Drop]:
