@@ -120,7 +120,7 @@ class Lake:
         names = {posixpath.basename(i.path) for i in infos}
         if SUCCESS_MARKER not in names:
             raise FileNotFoundError(
-                f"No complete sales drop for week {week}: {self._display(folder)} has no "
+                f"No complete sales drop for week {week}: {self.uri_of_path(folder)} has no "
                 f"{SUCCESS_MARKER} marker. Drop the week's files there, then the marker."
             )
         return [
@@ -185,8 +185,8 @@ class Lake:
             return pq.read_table(path, filesystem=self.fs).to_pandas()
         except FileNotFoundError as error:
             raise FileNotFoundError(
-                f"{dataset} has no partition {key}={value}: {self._display(path)} does not exist. "
-                f"Materialize {dataset} for {value} first."
+                f"{dataset} has no partition {key}={value}: {self.uri_of_path(path)} does not "
+                f"exist. Materialize {dataset} for {value} first."
             ) from error
 
     def read_window(
@@ -223,6 +223,12 @@ class Lake:
         return table.to_pandas()
 
     # ---- internals ----
+
+    def write_file(self, dataset: str, table: pa.Table) -> str:
+        """Replaces the single file of an unpartitioned dataset (`<dataset>/part-0.parquet`)."""
+        path = self.path(dataset, PART_FILE)
+        self._write_parquet(table, path, row_group_size=ROW_GROUP_ROWS)
+        return path
 
     def _write_parquet(self, table: pa.Table, path: str, row_group_size: int | None = None) -> None:
         """Writes `path` so that it appears whole or not at all; a failure leaves the old file.
@@ -280,10 +286,10 @@ class Lake:
                 raise
             kind = "parquet" if path.endswith(".parquet") else "CSV (UTF-8, comma-separated)"
             raise LandingDataError(
-                self._display(path), "*", f"cannot be read as {kind}: {error}",
+                self.uri_of_path(path), "*", f"cannot be read as {kind}: {error}",
                 hint="Re-export the file and drop it again; the landing zone was left as it is.",
             ) from error  # fmt: skip
-        return LandingFile(path=self._display(path), frame=frame)
+        return LandingFile(path=self.uri_of_path(path), frame=frame)
 
     def _still_answers(self, path: str) -> bool:
         try:
@@ -291,7 +297,8 @@ class Lake:
         except OSError:
             return False
 
-    def _display(self, path: str) -> str:
+    def uri_of_path(self, path: str) -> str:
+        """The URI of a filesystem path this lake returned (as `write_partition` does)."""
         return path if self.is_local else f"s3://{path}"
 
 

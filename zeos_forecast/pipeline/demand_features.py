@@ -80,7 +80,7 @@ def demand_features(
             "static_features": ", ".join(static_columns(frame)) or "none",
             "seconds": round(time.perf_counter() - started, 2),
             "peak_memory_mb": peak_memory_mb(),
-            "path": dg.MetadataValue.path(store.uri_of(path.removeprefix(store.base + "/"))),
+            "path": dg.MetadataValue.path(store.uri_of_path(path)),
             "preview": preview(frame.drop(columns="sku")),
         }
     )

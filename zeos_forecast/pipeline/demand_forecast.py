@@ -65,7 +65,7 @@ def demand_forecast(
                 .to_frame()
                 .to_markdown(floatfmt=".3f")
             ),
-            "path": dg.MetadataValue.path(store.uri_of(path.removeprefix(store.base + "/"))),
+            "path": dg.MetadataValue.path(store.uri_of_path(path)),
             "preview": preview(table.drop(columns="run_id")),
         }
     )

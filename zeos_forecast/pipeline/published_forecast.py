@@ -7,18 +7,10 @@ partitioned folder on purpose. A `latest/` folder inside it would break the usua
 DuckDB's `hive_partitioning` fails on the mixed folders, and pyarrow reads the newest week twice.
 """
 
-import contextlib
-import os
-import tempfile
-import uuid
-
 import dagster as dg
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 from dagster._core.event_api import PartitionKeyFilter  # not exported by dagster 1.13
 
-from ..storage import PART_FILE, Lake
 from .checks import FORECAST_CHECKS
 from .demand_features import ORIGIN_KEY
 from .demand_forecast import DEMAND_FORECAST, demand_forecast
@@ -69,8 +61,8 @@ def published_forecast(
     latest_week = max(weeks)
     if origin == latest_week:
         week_column = pa.array([origin] * table.num_rows, pa.date32())
-        latest = _replace_file(store, LATEST_FORECAST, table.append_column(ORIGIN_KEY, week_column))
-        latest_path = dg.MetadataValue.path(store.uri_of(latest.removeprefix(store.base + "/")))
+        latest = store.write_file(LATEST_FORECAST, table.append_column(ORIGIN_KEY, week_column))
+        latest_path = dg.MetadataValue.path(store.uri_of_path(latest))
     else:
         latest_path = f"not replaced: {latest_week} is newer"
     return dg.MaterializeResult(
@@ -81,7 +73,7 @@ def published_forecast(
             "forecast_run_id": ", ".join(sorted(run_ids)),
             "published_weeks": len(weeks),
             "latest_week": latest_week.isoformat(),
-            "path": dg.MetadataValue.path(store.uri_of(path.removeprefix(store.base + "/"))),
+            "path": dg.MetadataValue.path(store.uri_of_path(path)),
             "latest_path": latest_path,
             "preview": preview(forecast.drop(columns="run_id")),
         }
@@ -124,34 +116,3 @@ def _blocking_checks_not_passed(
         ):
             problems.append(f"{key.name}: passed on an older forecast")
     return problems
-
-
-def _replace_file(store: Lake, dataset: str, table: pa.Table) -> str:
-    """Replaces `<dataset>/part-0.parquet` so that readers see the old file or the new one.
-
-    The same method as the lake's partition writes. Locally: a dot-named temporary file, renamed
-    over the old one. On S3: the file is written locally in full, then uploaded in one call, since
-    a writer streaming to S3 completes the upload (a truncated file) even when it fails.
-    """
-    final = store.path(dataset, PART_FILE)
-    if not store.is_local:
-        with tempfile.TemporaryDirectory(prefix="zeos-latest-") as staging:
-            local = os.path.join(staging, PART_FILE)
-            pq.write_table(table, local)
-            pafs.copy_files(
-                local,
-                final,
-                source_filesystem=pafs.LocalFileSystem(),
-                destination_filesystem=store.fs,
-            )
-        return final
-    store.fs.create_dir(store.path(dataset), recursive=True)
-    temporary = store.path(dataset, f".{PART_FILE}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, temporary, filesystem=store.fs)
-        store.fs.move(temporary, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            store.fs.delete_file(temporary)
-        raise
-    return final
