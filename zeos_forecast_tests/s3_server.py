@@ -29,6 +29,7 @@ import boto3
 import pyarrow.fs as pafs
 import s3fs
 from dagster_aws.s3 import S3Resource
+from local_servers import free_port, stop
 
 from zeos_forecast.pipeline.resources import LakeResource
 
@@ -101,7 +102,7 @@ def moto_s3_server(start_seconds: float = START_SECONDS, tries: int = 3) -> Iter
     """moto's S3 server in its own process on 127.0.0.1, for the duration of the block."""
     with tempfile.TemporaryFile() as log:
         for _ in range(tries):
-            port = _free_port()
+            port = free_port()
             server = subprocess.Popen(
                 [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                 stdout=log,
@@ -112,17 +113,11 @@ def moto_s3_server(start_seconds: float = START_SECONDS, tries: int = 3) -> Iter
                     yield S3Server(endpoint_url=f"http://127.0.0.1:{port}")
                     return
             finally:
-                _stop(server)
+                stop(server, timeout=10)
             # The server exited early: most likely another process took the port meanwhile.
         log.seek(0)
         output = log.read().decode(errors="replace")[-2_000:]
         raise RuntimeError(f"moto's S3 server did not start in {tries} tries; it said:\n{output}")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_listening(server: subprocess.Popen, port: int, seconds: float) -> bool:
@@ -139,13 +134,3 @@ def _wait_until_listening(server: subprocess.Popen, port: int, seconds: float) -
                 ) from None
             time.sleep(0.05)
     return False
-
-
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)

@@ -4,8 +4,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import make_landing
+from local_servers import free_port, stop
 
 from zeos_forecast.pipeline.checks import FORECAST_CHECKS
 from zeos_forecast.storage import Lake
@@ -112,12 +111,6 @@ class Deployment:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _wait_for(what: str, condition, timeout: float = RUN_TIMEOUT_SECONDS):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,16 +125,6 @@ def _succeeded(runs: list[dict], count: int = 1) -> bool:
     failed = [r for r in runs if r["status"] in ("FAILURE", "CANCELED")]
     assert not failed, failed
     return sum(r["status"] == "SUCCESS" for r in runs) >= count
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +142,7 @@ def deployment(tmp_path_factory):
         "ZEOS_LAKE": str(lake),
         "ZEOS_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_SECONDS),
     }
-    port = _free_port()
+    port = free_port()
     logs = (root / "webserver.log").open("w"), (root / "daemon.log").open("w")
     processes = [
         subprocess.Popen(
@@ -179,7 +162,7 @@ def deployment(tmp_path_factory):
         yield deployed
     finally:
         for process in processes:
-            _stop(process)
+            stop(process)
         for log in logs:
             log.close()
 

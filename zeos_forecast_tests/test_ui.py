@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from local_servers import free_port, stop
 
 from zeos_forecast.cli import main
 
@@ -28,12 +28,6 @@ RUNS_QUERY = """
 """
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _graphql(port: int, query: str) -> dict:
@@ -78,7 +72,7 @@ def webserver(tmp_path_factory):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [str(WEBSERVER), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
         cwd=PROJECT,
@@ -90,12 +84,7 @@ def webserver(tmp_path_factory):
         _wait_until_serving(port, process)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        stop(process)
 
 
 def test_the_ui_shows_the_lineage_from_sales_history_to_the_forecast(webserver):
