@@ -30,6 +30,7 @@ from .core.contract import LandingDataError
 __all__ = [
     "LANDING_ARTICLES",
     "LANDING_MERCHANTS",
+    "LANDING_PLANS",
     "LANDING_SALES",
     "SUCCESS_MARKER",
     "Lake",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 LANDING_SALES = "landing/sales"
+LANDING_PLANS = "landing/plans"
 LANDING_ARTICLES = "landing/articles"
 LANDING_MERCHANTS = "landing/merchants"
 SUCCESS_MARKER = "_SUCCESS"
@@ -100,27 +102,47 @@ class Lake:
 
     def sales_drop_weeks(self) -> dict[dt.date, float]:
         """Weeks whose sales drop is complete (has its `_SUCCESS` marker), with its mtime."""
+        return self.drop_weeks(LANDING_SALES)
+
+    def plan_weeks(self) -> dict[dt.date, float]:
+        """Weeks with a complete plan drop (known future prices and promotions), with its mtime."""
+        return self.drop_weeks(LANDING_PLANS)
+
+    def drop_weeks(self, folder: str) -> dict[dt.date, float]:
+        """Weeks of complete drops (`<folder>/week=W/` with `_SUCCESS`), with the marker's mtime."""
         weeks: dict[dt.date, float] = {}
-        for info in self._list(LANDING_SALES, recursive=True):
-            folder, name = posixpath.split(info.path)
+        for info in self._list(folder, recursive=True):
+            parent, name = posixpath.split(info.path)
             if name != SUCCESS_MARKER:
                 continue
-            week = parse_partition_dir(posixpath.basename(folder), "week")
+            week = parse_partition_dir(posixpath.basename(parent), "week")
             if week is not None and info.mtime is not None:
                 weeks[week] = info.mtime.timestamp()
         return dict(sorted(weeks.items()))
 
     def sales_drop_dir(self, week: dt.date) -> str:
-        return self.path(LANDING_SALES, f"week={week.isoformat()}")
+        return self.drop_dir(LANDING_SALES, week)
+
+    def drop_dir(self, folder: str, week: dt.date) -> str:
+        return self.path(folder, f"week={week.isoformat()}")
 
     def read_sales_drop(self, week: dt.date) -> list[LandingFile]:
         """The data files of the week's sales drop; raises if the drop is missing or incomplete."""
-        folder = self.sales_drop_dir(week)
-        infos = [i for i in self._list_dir(folder) if i.type == pafs.FileType.File]
+        return self.read_drop(LANDING_SALES, week)
+
+    def read_plan_drop(self, week: dt.date) -> list[LandingFile]:
+        """The data files of the plan for `week`; raises if it is missing or incomplete."""
+        return self.read_drop(LANDING_PLANS, week)
+
+    def read_drop(self, folder: str, week: dt.date) -> list[LandingFile]:
+        """The data files of a complete drop `<folder>/week=W/`, read as they are."""
+        path = self.drop_dir(folder, week)
+        infos = [i for i in self._list_dir(path) if i.type == pafs.FileType.File]
         names = {posixpath.basename(i.path) for i in infos}
         if SUCCESS_MARKER not in names:
+            what = "sales drop" if folder == LANDING_SALES else f"drop in {folder}"
             raise FileNotFoundError(
-                f"No complete sales drop for week {week}: {self.uri_of_path(folder)} has no "
+                f"No complete {what} for week {week}: {self.uri_of_path(path)} has no "
                 f"{SUCCESS_MARKER} marker. Drop the week's files there, then the marker."
             )
         return [
@@ -137,14 +159,19 @@ class Lake:
             if i.type == pafs.FileType.File and _is_data_file(i.path)
         ]
 
-    def write_landing_drop(self, week: dt.date, frame: pd.DataFrame) -> str:
-        """Writes a complete weekly drop the way a user's upload arrives: data, then marker."""
-        folder = self.sales_drop_dir(week)
+    def write_landing_drop(
+        self, week: dt.date, frame: pd.DataFrame, folder: str = LANDING_SALES
+    ) -> str:
+        """Writes a complete weekly drop the way a user's upload arrives: data, then marker.
+
+        `folder` is `LANDING_SALES` (a week's sales) or `LANDING_PLANS` (the plan for a week).
+        """
+        path = self.drop_dir(folder, week)
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        self._write_parquet(table, posixpath.join(folder, PART_FILE))
-        with self.fs.open_output_stream(posixpath.join(folder, SUCCESS_MARKER)) as out:
+        self._write_parquet(table, posixpath.join(path, PART_FILE))
+        with self.fs.open_output_stream(posixpath.join(path, SUCCESS_MARKER)) as out:
             out.write(b"")
-        return folder
+        return path
 
     def write_landing_table(self, folder: str, name: str, frame: pd.DataFrame) -> str:
         """Writes a metadata table (articles, merchants) into a landing folder."""
