@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,10 @@ from zeos_forecast.datasets.landing import write_landing
 from zeos_forecast.datasets.synthetic import generate_panel
 from zeos_forecast.storage import Lake
 
+# Public retail data lives beside the checkout (`../shared/data`), never inside the project.
+SHARED_DATA = Path(
+    os.environ.get("ZEOS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 ACTIVE_WEEKS = 13  # ForecastSettings().active_weeks: SKUs with a row this recently are forecast
 
 
@@ -39,6 +44,17 @@ def landing_factory(tmp_path_factory) -> Callable[..., Path]:
         return make_landing(tmp_path_factory.mktemp("lake"), skus, weeks, last_week, seed)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared public datasets (`$ZEOS_SHARED_DATA`, default `../shared/data`)."""
+    if not (SHARED_DATA / "dominicks_oj").is_dir() or not (SHARED_DATA / "vn2").is_dir():
+        pytest.fail(
+            f"The shared datasets are not at {SHARED_DATA}: set ZEOS_SHARED_DATA to the folder "
+            "holding dominicks_oj/ and vn2/."
+        )
+    return SHARED_DATA
 
 
 @pytest.fixture
