@@ -195,7 +195,7 @@ def test_history_after_the_origin_does_not_move_the_forecast(table, panel, histo
 def test_future_inputs_carry_each_active_skus_last_observed_values(features):
     dynamic = dynamic_columns(features)
 
-    future = future_inputs(features, ORIGIN, 3, dynamic)
+    future = future_inputs(features, ORIGIN, 3, dynamic).frame
 
     active = features.loc[features["active"]]
     last = active.loc[active["week"] == pd.Timestamp(ORIGIN)].set_index("sku")[dynamic]
@@ -212,7 +212,7 @@ def test_a_price_is_carried_over_the_horizon_from_the_last_observed_week():
     rows.append(sales_row("A", "M1", 2, price=6.0, list_price=10.0))  # then no rows: a gap
     frame = build_demand_features(history_of(rows), ORIGIN, 20, 13)
 
-    future = future_inputs(frame, ORIGIN, 4, dynamic_columns(frame))
+    future = future_inputs(frame, ORIGIN, 4, dynamic_columns(frame)).frame
 
     assert future["price"].tolist() == [6.0] * 4
     assert future["discount"].tolist() == pytest.approx([0.4] * 4)

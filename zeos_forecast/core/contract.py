@@ -14,15 +14,20 @@ import pandas as pd
 __all__ = [
     "KEY_COLUMNS",
     "OPTIONAL_NUMERIC_COLUMNS",
+    "PLAN_REQUIRED_COLUMNS",
     "REQUIRED_COLUMNS",
     "LandingDataError",
     "validate_metadata",
+    "validate_plan_drop",
     "validate_sales_drop",
 ]
 
 KEY_COLUMNS = ("article_id", "merchant_id")
 REQUIRED_COLUMNS = (*KEY_COLUMNS, "week", "units_sold")
 OPTIONAL_NUMERIC_COLUMNS = ("price", "list_price", "availability")
+# A plan holds known future inputs (prices, promotions) for the week it names, not outcomes.
+PLAN_REQUIRED_COLUMNS = (*KEY_COLUMNS, "week")
+NOT_PLANNABLE_COLUMNS = ("units_sold", "availability")
 SAMPLE_ROWS = 5
 # Units above this in one SKU-week are a unit or parsing mistake, not demand.
 MAX_UNITS_PER_WEEK = 1e9
@@ -86,7 +91,35 @@ def validate_sales_drop(files: Sequence[tuple[str, pd.DataFrame]], week: dt.date
     return _reject_duplicate_keys(combined, [path for path, _ in files])
 
 
-def _validate_file(path: str, frame: pd.DataFrame, week: dt.date) -> pd.DataFrame:
+def validate_plan_drop(files: Sequence[tuple[str, pd.DataFrame]], week: dt.date) -> pd.DataFrame:
+    """Checks the files of the plan for one future week and combines them.
+
+    A plan names, per SKU, the inputs known in advance for `week`: `price`, `list_price` and
+    promotion columns (any other numeric column). Missing values mean "no plan for this input".
+
+    Returns:
+        One frame with the keys, `week`, `price` and `list_price` (NaN when absent) and the
+        extra numeric columns, all float64.
+
+    Raises:
+        LandingDataError: for the same problems as a sales drop, and for outcome columns
+            (`units_sold`, `availability`), which a plan cannot know.
+    """
+    if not files:
+        raise LandingDataError(
+            f"landing/plans/week={week}",
+            "*",
+            "the plan has no data files",
+            hint="Put .parquet or .csv files next to the _SUCCESS marker.",
+        )
+    frames = [_validate_file(path, frame, week, plan=True) for path, frame in files]
+    combined = pd.concat(frames, keys=range(len(frames)), names=["file_index", None])
+    return _reject_duplicate_keys(combined, [path for path, _ in files])
+
+
+def _validate_file(
+    path: str, frame: pd.DataFrame, week: dt.date, plan: bool = False
+) -> pd.DataFrame:
     if frame.empty:
         raise LandingDataError(
             path,
@@ -94,24 +127,36 @@ def _validate_file(path: str, frame: pd.DataFrame, week: dt.date) -> pd.DataFram
             "the file has no rows",
             hint="Remove the empty file or re-export it with the week's sales.",
         )
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    required = PLAN_REQUIRED_COLUMNS if plan else REQUIRED_COLUMNS
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         raise LandingDataError(
             path,
             missing[0],
             f"required column is missing (found columns: {list(frame.columns)})",
             frame.head(SAMPLE_ROWS),
-            hint=f"Every sales file needs {list(REQUIRED_COLUMNS)}.",
+            hint=f"Every {'plan' if plan else 'sales'} file needs {list(required)}.",
+        )
+    outcomes = [c for c in NOT_PLANNABLE_COLUMNS if plan and c in frame.columns]
+    if outcomes:
+        raise LandingDataError(
+            path,
+            outcomes[0],
+            "a plan cannot hold outcomes of the week",
+            frame.head(SAMPLE_ROWS),
+            hint="Plans carry known future inputs (prices, promotions); sales go to landing/sales.",
         )
     out = pd.DataFrame(index=frame.index)
     for column in KEY_COLUMNS:
         out[column] = _ids(path, frame, column)
     out["week"] = _weeks(path, frame, week)
-    out["units_sold"] = _numbers(path, frame, "units_sold", low=0.0, high=MAX_UNITS_PER_WEEK)
+    if not plan:
+        out["units_sold"] = _numbers(path, frame, "units_sold", low=0.0, high=MAX_UNITS_PER_WEEK)
     out["price"] = _optional(path, frame, "price", low=0.0, high=np.inf, strict_low=True)
     out["list_price"] = _optional(path, frame, "list_price", low=0.0, high=np.inf, strict_low=True)
-    availability = _optional(path, frame, "availability", low=0.0, high=1.0)
-    out["availability"] = availability.fillna(1.0)
+    if not plan:
+        availability = _optional(path, frame, "availability", low=0.0, high=1.0)
+        out["availability"] = availability.fillna(1.0)
     extras = [c for c in frame.columns if c not in out.columns]
     for column in extras:
         out[column] = _numbers(
@@ -219,7 +264,8 @@ def _reject_duplicate_keys(combined: pd.DataFrame, paths: list[str]) -> pd.DataF
     """Raises on a SKU listed twice in one drop (within a file or across files); else flattens."""
     duplicated = combined.duplicated(list(KEY_COLUMNS), keep=False)
     if duplicated.any():
-        rows = combined.loc[duplicated, [*KEY_COLUMNS, "units_sold"]]
+        shown = [c for c in (*KEY_COLUMNS, "week", "units_sold") if c in combined.columns]
+        rows = combined.loc[duplicated, shown]
         file_index = rows.index.get_level_values("file_index")
         sample = rows.assign(file=[paths[i] for i in file_index]).sort_values(list(KEY_COLUMNS))
         raise LandingDataError(

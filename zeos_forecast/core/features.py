@@ -28,6 +28,7 @@ __all__ = [
     "BASE_COLUMNS",
     "SMOOTHING",
     "build_demand_features",
+    "discount",
     "dynamic_columns",
     "static_columns",
 ]
@@ -118,8 +119,7 @@ def build_demand_features(
         if not np.isnan(values).all():
             dynamic[column] = values
     if "price" in dynamic and "list_price" in dynamic:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dynamic["discount"] = np.clip(1.0 - dynamic["price"] / dynamic["list_price"], 0.0, 1.0)
+        dynamic["discount"] = discount(dynamic["price"], dynamic["list_price"])
 
     rows, cells = np.nonzero(in_span)  # row-major: sorted by SKU, then week
     frame = pd.DataFrame(
@@ -141,6 +141,12 @@ def build_demand_features(
     for column, values in _static_features(sku_keys, articles, merchants).items():
         frame[column] = values.iloc[rows].reset_index(drop=True)
     return frame
+
+
+def discount(price: np.ndarray, list_price: np.ndarray) -> np.ndarray:
+    """Discount depth `1 - price / list_price`, clipped to 0..1; NaN where a price is unknown."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(1.0 - np.asarray(price) / np.asarray(list_price), 0.0, 1.0)
 
 
 def dynamic_columns(frame: pd.DataFrame) -> list[str]:

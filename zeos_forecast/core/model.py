@@ -22,11 +22,12 @@ import pandas as pd
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import ExpandingMean, RollingMean, RollingStd
 
-from .features import dynamic_columns, static_columns
+from .contract import KEY_COLUMNS
+from .features import discount, dynamic_columns, static_columns
 from .progress import Progress, Report
 from .settings import ForecastSettings
 
-__all__ = ["ForecastResult", "future_inputs", "train_and_score", "week_of_year"]
+__all__ = ["ForecastResult", "FutureInputs", "future_inputs", "train_and_score", "week_of_year"]
 
 POINT = "forecast"
 FREQ = "W-MON"
@@ -44,6 +45,7 @@ class ForecastResult:
     seconds: dict[str, float]
     feature_importance: pd.Series
     lgbm_params: dict[str, Any] = field(default_factory=dict)
+    planned_share: dict[str, float] = field(default_factory=dict)
 
 
 def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
@@ -56,6 +58,7 @@ def train_and_score(
     origin: dt.date,
     settings: ForecastSettings,
     report: Report | None = None,
+    plans: pd.DataFrame | None = None,
 ) -> ForecastResult:
     """Fits the models on the window and forecasts `origin + 1 .. origin + horizon` for active SKUs.
 
@@ -64,6 +67,8 @@ def train_and_score(
         origin: The forecast origin (last observed Monday); no row after it is used.
         settings: Horizon, quantiles, features and LightGBM parameters.
         report: Receives progress lines (trees fitted, ETA).
+        plans: Known future inputs (keys, `week`, planned prices and promotion columns) for the
+            horizon's weeks; where a SKU-week has no plan, the last observed value is carried.
 
     Returns:
         A `ForecastResult` whose table has `article_id`, `merchant_id`, `week`, `horizon`,
@@ -83,7 +88,7 @@ def train_and_score(
             f"No active SKU at {origin}: no SKU has sales rows in the last "
             f"{settings.active_weeks} weeks of the window."
         )
-    future = future_inputs(features, origin, settings.horizon, dynamic)
+    future = future_inputs(features, origin, settings.horizon, dynamic, plans)
     params = _lgbm_params(settings)
     models = {POINT: lgb.LGBMRegressor(objective=settings.point_objective, **params)}
     models |= {
@@ -129,7 +134,7 @@ def train_and_score(
         warnings.filterwarnings("ignore", message="Found null values")
         predictions = forecaster.predict(
             settings.horizon,
-            X_df=future if dynamic else None,
+            X_df=future.frame if dynamic else None,
             ids=list(active_ids),
             before_predict_callback=along_path,
         )
@@ -147,18 +152,57 @@ def train_and_score(
         seconds=seconds,
         feature_importance=importance.head(TOP_FEATURES),
         lgbm_params=params,
+        planned_share=future.planned_share,
     )
 
 
+@dataclass
+class FutureInputs:
+    """The dynamic inputs over the horizon, and where they came from.
+
+    Attributes:
+        frame: `unique_id`, `ds` and one column per dynamic feature, for every active SKU-week.
+        planned_share: Per dynamic column, the share of SKU-weeks whose value is a plan (the rest
+            carry the SKU's last observed value forward); `discount` follows the prices.
+    """
+
+    frame: pd.DataFrame
+    planned_share: dict[str, float]
+
+
 def future_inputs(
-    features: pd.DataFrame, origin: dt.date, horizon: int, dynamic: list[str]
-) -> pd.DataFrame:
-    """Known-future inputs for active SKUs: each dynamic column's last value carried forward."""
-    last = features.loc[features["active"]].groupby("sku", sort=True, observed=True)[dynamic].last()
+    features: pd.DataFrame,
+    origin: dt.date,
+    horizon: int,
+    dynamic: list[str],
+    plans: pd.DataFrame | None = None,
+) -> FutureInputs:
+    """Known-future inputs for active SKUs: the plan where there is one, else the last value."""
+    active = features.loc[features["active"]]
+    last = active.groupby("sku", sort=True, observed=True)[dynamic].last()
     weeks = pd.date_range(pd.Timestamp(origin) + pd.Timedelta(weeks=1), periods=horizon, freq=FREQ)
     future = last.loc[last.index.repeat(horizon)].reset_index()
     future.insert(1, "ds", np.tile(weeks.to_numpy(), len(last)))
-    return future.rename(columns={"sku": "unique_id"})
+    planned_share = {column: 0.0 for column in dynamic}
+    planned = [c for c in dynamic if plans is not None and c in plans.columns and c != "discount"]
+    if planned:
+        assert plans is not None
+        skus = active.drop_duplicates("sku")[["sku", *KEY_COLUMNS]]
+        keyed = plans[[*KEY_COLUMNS, "week", *planned]].astype({k: str for k in KEY_COLUMNS})
+        keyed = keyed.merge(skus.astype({k: str for k in KEY_COLUMNS}), on=list(KEY_COLUMNS))
+        keyed["ds"] = pd.to_datetime(keyed["week"])
+        aligned = future[["sku", "ds"]].merge(
+            keyed[["sku", "ds", *planned]], on=["sku", "ds"], how="left", validate="one_to_one"
+        )
+        for column in planned:
+            values = aligned[column].to_numpy(dtype="float32")
+            has_plan = ~np.isnan(values)
+            future[column] = np.where(has_plan, values, future[column].to_numpy(dtype="float32"))
+            planned_share[column] = round(float(has_plan.mean()), 4) if len(values) else 0.0
+        if "discount" in dynamic and {"price", "list_price"} <= set(dynamic):
+            future["discount"] = discount(future["price"], future["list_price"]).astype("float32")
+            planned_share["discount"] = max(planned_share["price"], planned_share["list_price"])
+    return FutureInputs(future.rename(columns={"sku": "unique_id"}), planned_share)
 
 
 class _QuantilesAlongPointPath:

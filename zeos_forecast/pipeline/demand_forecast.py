@@ -1,11 +1,15 @@
 """`demand_forecast`: train LightGBM on the window and score every active SKU, in one step."""
 
+import datetime as dt
 import time
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 
+from ..core.contract import LandingDataError, validate_plan_drop
 from ..core.model import train_and_score
+from ..storage import Lake
 from .config import ForecastConfig
 from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
 from .metadata import peak_memory_mb, preview, timings
@@ -30,7 +34,9 @@ def demand_forecast(
 
     Fits a global LightGBM point model and one quantile model per level through mlforecast on the
     features of W, and scores all active SKUs in the same step: no model server, no checkpoint,
-    no artifact hand-off. Writes `demand_forecast/forecast_week=W/part-0.parquet` with
+    no artifact hand-off. Over the horizon, prices and promotion columns come from the plans in
+    `landing/plans/week=.../` where they exist, else the last observed value is carried forward
+    (the metadata says which). Writes `demand_forecast/forecast_week=W/part-0.parquet` with
     `article_id, merchant_id, week, horizon, forecast, q10, q50, q90, run_id`.
     """
     store = lake.open()
@@ -38,9 +44,10 @@ def demand_forecast(
     settings = config.settings()
     started = time.perf_counter()
     features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
+    plans, plan_weeks = _plans(store, origin, settings.horizon)
     read_seconds = time.perf_counter() - started
     context.log.info(f"Training on {len(features):,} rows of {features['sku'].nunique():,} SKUs.")
-    result = train_and_score(features, origin, settings, report=context.log.info)
+    result = train_and_score(features, origin, settings, report=context.log.info, plans=plans)
     del features
     table = result.table.assign(run_id=context.run_id)
     started = time.perf_counter()
@@ -57,6 +64,8 @@ def demand_forecast(
             "horizon": settings.horizon,
             "quantiles": ", ".join(settings.quantile_columns),
             "mean_weekly_forecast": round(float(table["forecast"].sum() / settings.horizon), 1),
+            "plan_weeks": f"{len(plan_weeks)} of {settings.horizon}",
+            "future_inputs": dg.MetadataValue.md(_future_inputs_note(result.planned_share)),
             **timings(seconds),
             "peak_memory_mb": peak_memory_mb(),
             "lgbm_params": dg.MetadataValue.json(result.lgbm_params),
@@ -69,3 +78,29 @@ def demand_forecast(
             "preview": preview(table.drop(columns="run_id")),
         }
     )
+
+
+def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | None, list[dt.date]]:
+    """The validated plans for the horizon's weeks that have one (None when there are none)."""
+    horizon_weeks = {origin + dt.timedelta(weeks=h) for h in range(1, horizon + 1)}
+    weeks = [week for week in store.plan_weeks() if week in horizon_weeks]
+    frames = []
+    for week in weeks:
+        try:
+            files = store.read_plan_drop(week)
+            frames.append(validate_plan_drop([(f.path, f.frame) for f in files], week))
+        except LandingDataError as error:
+            raise dg.Failure(
+                description=str(error), metadata={"file": error.file, "column": error.column}
+            ) from error
+    return (pd.concat(frames, ignore_index=True) if frames else None), weeks
+
+
+def _future_inputs_note(planned_share: dict[str, float]) -> str:
+    if not planned_share:
+        return "No dynamic inputs: the model uses demand history and calendar features only."
+    lines = ["| input | from plans | carried forward |", "|---|---|---|"]
+    lines += [
+        f"| {column} | {share:.1%} | {1 - share:.1%} |" for column, share in planned_share.items()
+    ]
+    return "\n".join(lines)

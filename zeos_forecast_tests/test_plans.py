@@ -1,0 +1,122 @@
+"""Plans: known future prices and promotions replace carried-forward values over the horizon."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from core_frames import ORIGIN, history_of, monday, sales_row
+
+from zeos_forecast.core.contract import LandingDataError, validate_plan_drop
+from zeos_forecast.core.features import build_demand_features, dynamic_columns
+from zeos_forecast.core.model import future_inputs
+
+PLAN_WEEK = (ORIGIN + dt.timedelta(weeks=2)).isoformat()
+
+
+def plan_row(article_id: str, weeks_after_origin: int, **values: float) -> dict:
+    return {
+        "article_id": article_id,
+        "merchant_id": "M1",
+        "week": monday(-weeks_after_origin),
+        **values,
+    }
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    """Two SKUs at full price with a `promo` column, observed for ten weeks up to the origin."""
+    rows = [
+        sales_row(sku, "M1", w, price=10.0, list_price=10.0, promo=0.0)
+        for sku in ("A", "B")
+        for w in range(10)
+    ]
+    return build_demand_features(history_of(rows), ORIGIN, 20, 13)
+
+
+def test_a_planned_price_replaces_the_carried_price_in_its_week_only(frame):
+    plans = pd.DataFrame([plan_row("A", 2, price=7.0)])
+
+    future = future_inputs(frame, ORIGIN, 4, dynamic_columns(frame), plans)
+
+    a = future.frame.loc[future.frame["unique_id"] == 0].set_index("ds")
+    assert a["price"].tolist() == [10.0, 7.0, 10.0, 10.0]
+    assert a["discount"].tolist() == pytest.approx([0.0, 0.3, 0.0, 0.0])
+    b = future.frame.loc[future.frame["unique_id"] == 1]
+    assert b["price"].tolist() == [10.0] * 4
+
+
+def test_the_planned_share_says_how_many_sku_weeks_came_from_a_plan(frame):
+    plans = pd.DataFrame([plan_row("A", h, promo=1.0) for h in (1, 2, 3)])
+
+    future = future_inputs(frame, ORIGIN, 4, dynamic_columns(frame), plans)
+
+    assert future.planned_share["promo"] == pytest.approx(3 / 8)
+    assert future.planned_share["price"] == 0.0
+
+
+def test_a_blank_planned_value_falls_back_to_the_last_observed_one(frame):
+    plans = pd.DataFrame([plan_row("A", 1, price=np.nan, promo=1.0)])
+
+    future = future_inputs(frame, ORIGIN, 2, dynamic_columns(frame), plans).frame
+
+    first = future.loc[(future["unique_id"] == 0) & (future["ds"] == monday(-1))].iloc[0]
+    assert (first["price"], first["promo"]) == (10.0, 1.0)
+
+
+def test_plans_for_unknown_skus_weeks_outside_the_horizon_or_unknown_columns_are_ignored(frame):
+    plans = pd.DataFrame(
+        [
+            plan_row("NEW", 1, price=1.0),
+            plan_row("A", 9, price=1.0),
+            plan_row("A", 1, coupon=1.0),
+        ]
+    )
+
+    future = future_inputs(frame, ORIGIN, 3, dynamic_columns(frame), plans)
+
+    assert future.frame["price"].eq(10.0).all()
+    assert "coupon" not in future.frame.columns
+    assert set(future.planned_share.values()) == {0.0}
+
+
+def test_a_plan_drop_is_validated_like_a_sales_drop_without_outcomes():
+    plan = pd.DataFrame(
+        {
+            "article_id": ["A", "B"],
+            "merchant_id": ["M1", "M1"],
+            "week": [PLAN_WEEK] * 2,
+            "price": ["7.5", ""],
+            "deal": ["1", "0"],
+        }
+    )
+
+    valid = validate_plan_drop([("plans/p.csv", plan)], dt.date.fromisoformat(PLAN_WEEK))
+
+    assert valid["price"].tolist()[0] == 7.5 and np.isnan(valid["price"].tolist()[1])
+    assert valid["deal"].tolist() == [1.0, 0.0]
+    assert "units_sold" not in valid.columns
+
+
+@pytest.mark.parametrize("column", ["units_sold", "availability"])
+def test_a_plan_that_holds_an_outcome_is_refused_naming_the_column(column):
+    plan = pd.DataFrame(
+        {"article_id": ["A"], "merchant_id": ["M1"], "week": [PLAN_WEEK], column: [1.0]}
+    )
+
+    with pytest.raises(LandingDataError) as error:
+        validate_plan_drop([("plans/p.parquet", plan)], dt.date.fromisoformat(PLAN_WEEK))
+
+    assert error.value.column == column and "plans/p.parquet" in str(error.value)
+
+
+def test_a_plan_with_a_week_of_another_folder_or_a_repeated_sku_is_refused():
+    plan = pd.DataFrame(
+        {"article_id": ["A", "A"], "merchant_id": ["M1", "M1"], "week": [PLAN_WEEK] * 2}
+    )
+    week = dt.date.fromisoformat(PLAN_WEEK)
+
+    with pytest.raises(LandingDataError, match="share a SKU key"):
+        validate_plan_drop([("p.parquet", plan)], week)
+    with pytest.raises(LandingDataError, match="does not match the drop's folder"):
+        validate_plan_drop([("p.parquet", plan.head(1))], week + dt.timedelta(weeks=1))
