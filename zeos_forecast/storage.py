@@ -223,8 +223,13 @@ class Lake:
         first: dt.date,
         last: dt.date,
         columns: Iterable[str] | None = None,
+        equals: dict[str, object] | None = None,
     ) -> pd.DataFrame:
-        """Rows of partitions `first..last` (inclusive), pruned by the partition filter."""
+        """Rows of partitions `first..last` (inclusive), pruned by the partition filter.
+
+        `equals` keeps only rows whose columns hold the given values (pushed down to the scan,
+        e.g. `{"week": date}` for the rows of every forecast that covered one week).
+        """
         if not self.partitions(dataset, key):
             return pd.DataFrame()
         dataset_ = pads.dataset(
@@ -236,14 +241,17 @@ class Lake:
         wanted = (pads.field(key) >= pa.scalar(first, pa.date32())) & (
             pads.field(key) <= pa.scalar(last, pa.date32())
         )
+        partition_filter = wanted
         # pyarrow takes the schema of the first file; a column added to later drops must not vanish.
-        fragments = list(dataset_.get_fragments(filter=wanted))
+        fragments = list(dataset_.get_fragments(filter=partition_filter))
         if not fragments:
             return pd.DataFrame()
         schema = pa.unify_schemas(
             [f.physical_schema for f in fragments] + [pa.schema([(key, pa.date32())])],
             promote_options="permissive",
         )
+        for column, value in (equals or {}).items():
+            wanted &= pads.field(column) == pa.scalar(value, schema.field(column).type)
         table = dataset_.replace_schema(schema).to_table(
             columns=list(columns) if columns else None, filter=wanted
         )

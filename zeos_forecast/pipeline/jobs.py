@@ -12,7 +12,10 @@ WEEKLY_FORECAST = "weekly_forecast"
 
 weekly_forecast_job = dg.define_asset_job(
     WEEKLY_FORECAST,
-    selection=dg.AssetSelection.groups("demand", "forecast"),
+    selection=dg.AssetSelection.groups("demand", "forecast", "accuracy"),
     partitions_def=weekly_partitions,
-    description="Validate the week's sales, build the window's features, train and score.",
+    description=(
+        "Validate the week's sales, build the window's features, train and score, publish, and "
+        "score the earlier forecasts of the week."
+    ),
 )

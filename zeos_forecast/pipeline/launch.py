@@ -21,6 +21,7 @@ from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
 from .environment import first_week
+from .forecast_accuracy import FORECAST_ACCURACY
 from .jobs import WEEKLY_FORECAST
 from .partitions import (
     PARTITION_TAG,
@@ -32,7 +33,14 @@ from .partitions import (
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
-__all__ = ["RunFailed", "WeekRun", "dagster_instance", "forecast_week", "history_runs_needed"]
+__all__ = [
+    "RunFailed",
+    "WeekRun",
+    "dagster_instance",
+    "forecast_week",
+    "history_runs_needed",
+    "score_week",
+]
 
 # The embedded default: local run and event storage under DAGSTER_HOME (see README for production).
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
@@ -69,12 +77,14 @@ def forecast_week(
     forecast_config: dict[str, Any] | None = None,
     window_config: dict[str, Any] | None = None,
     report: Report | None = print,
+    publish: bool = True,
 ) -> WeekRun:
     """Brings `sales_history` up to date for the window, then materializes features and forecast.
 
     Weekly drops of the window that were never validated, or were dropped again since, are
     validated in one run per contiguous range of weeks; then one run builds the features and the
-    forecast of `week`.
+    forecast of `week`, publishes it (unless `publish` is False, as in backtests) and scores the
+    earlier forecasts that covered `week` (`forecast_accuracy`).
 
     Raises:
         RunFailed: with the failing step's error message.
@@ -104,16 +114,21 @@ def forecast_week(
         DEMAND_FEATURES: {"config": window_config},
         DEMAND_FORECAST: {"config": forecast_config or {}},
     }
-    run_id, metadata = _execute(
-        instance,
-        [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST],
-        {PARTITION_TAG: week.isoformat()},
-        lake_root,
-        ops,
-    )
+    assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
+    if not publish:
+        assets.remove(PUBLISHED_FORECAST)
+    run_id, metadata = _execute(instance, assets, {PARTITION_TAG: week.isoformat()}, lake_root, ops)
     outcome.run_ids.append(run_id)
     outcome.metadata.update(metadata)
     return outcome
+
+
+def score_week(week: dt.date, lake_root: str, instance: dg.DagsterInstance) -> dict[str, Any]:
+    """Materializes `forecast_accuracy` for `week` alone; returns its metadata."""
+    _, metadata = _execute(
+        instance, [FORECAST_ACCURACY], {PARTITION_TAG: week.isoformat()}, lake_root, {}
+    )
+    return metadata.get(FORECAST_ACCURACY, {})
 
 
 def history_runs_needed(

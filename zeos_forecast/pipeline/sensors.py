@@ -27,6 +27,7 @@ import dagster as dg
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .environment import sensor_interval_seconds
+from .forecast_accuracy import FORECAST_ACCURACY
 from .jobs import weekly_forecast_job
 from .landing_zone import Drop, LandingZone
 from .partitions import RANGE_END_TAG, RANGE_START_TAG, week_ranges, weekly_partitions
@@ -37,7 +38,7 @@ __all__ = ["SensorState", "landing_sensor"]
 
 RUN_KEY_TAG = "dagster/run_key"
 # Assets of the per-week forecast run; sales_history has its own runs.
-FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST)
+FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY)
 FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 

@@ -1,0 +1,181 @@
+"""Forecast accuracy: every forecast that covered a week, scored against what sold, with baselines.
+
+Scoring is split in two so that any set of weeks can be summarized exactly. `score_week` turns
+one week's actuals and the forecasts that covered it into additive *components* (sums and counts
+per forecast origin, horizon and model); `summarize` adds components up over any grouping and
+only then divides. WAPE over a backtest is therefore total absolute error over total actuals, not
+an average of weekly ratios.
+
+Definitions (`actual` = units sold in a fully stocked week; censored weeks are not scored,
+because their sales understate demand):
+- MAPE: mean of |forecast - actual| / actual over rows with actual > 0 (undefined at zero).
+- WAPE: sum |forecast - actual| / sum actual. Bias: sum (forecast - actual) / sum actual
+  (positive = over-forecast). `MAE% + |bias%|` = WAPE + |bias|.
+- Pinball loss of quantile q: mean of max(q (y - f), (q - 1) (y - f)), divided by the mean
+  actual so that weeks and datasets of different volume compare.
+- Coverage of quantile q: the share of actuals below the forecast quantile, counting ties as
+  half (the mid-distribution convention). Sales are counts, often zero: a correct quantile of
+  0 has P(y <= 0) well above q, P(y < 0) = 0, and counting the ties half-way is what makes a
+  calibrated forecast score close to q. Interval coverage: the share of actuals inside the
+  outermost quantiles (ends included).
+
+Baselines, computed from the same sales history as of each origin (units sold, rows that exist):
+- `naive`: the last week's units up to the origin.
+- `seasonal_naive`: the units of the week 52 weeks before the target, else `moving_average`.
+- `moving_average`: mean units of the 13 weeks up to the origin (weeks without a row are left
+  out), else `naive`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from .contract import KEY_COLUMNS
+
+__all__ = [
+    "BASELINES",
+    "MOVING_AVERAGE_WEEKS",
+    "OURS",
+    "SEASON_WEEKS",
+    "baseline_forecasts",
+    "score_week",
+    "summarize",
+]
+
+OURS = "zeos"
+BASELINES = ("naive", "seasonal_naive", "moving_average")
+MOVING_AVERAGE_WEEKS = 13
+SEASON_WEEKS = 52
+POINT = "forecast"
+GROUP = ["forecast_week", "horizon", "model"]
+
+
+def baseline_forecasts(
+    history: pd.DataFrame, origin: dt.date, targets: pd.DataFrame
+) -> pd.DataFrame:
+    """The baselines' forecasts for `targets` (keys and `week`), from `history` up to `origin`.
+
+    Args:
+        history: Sales rows (keys, `week`, `units_sold`); rows after `origin` are ignored except
+            none are needed: the seasonal week is at or before the origin for horizons <= 52.
+        origin: The forecast origin.
+        targets: The SKU-weeks to forecast.
+
+    Returns:
+        `targets` with one column per baseline.
+    """
+    origin_ts = pd.Timestamp(origin)
+    weeks = pd.to_datetime(history["week"])
+    past = history.loc[weeks <= origin_ts].assign(week=weeks[weeks <= origin_ts])
+    keys = list(KEY_COLUMNS)
+    last = past.sort_values("week").groupby(keys, observed=True)["units_sold"].last()
+    recent = past.loc[past["week"] > origin_ts - pd.Timedelta(weeks=MOVING_AVERAGE_WEEKS)]
+    mean = recent.groupby(keys, observed=True)["units_sold"].mean()
+    seasonal = past.set_index([*keys, "week"])["units_sold"]
+
+    index = pd.MultiIndex.from_frame(targets[keys])
+    out = targets.copy()
+    out["naive"] = last.reindex(index).to_numpy()
+    out["moving_average"] = mean.reindex(index).fillna(last.reindex(index)).to_numpy()
+    season_index = pd.MultiIndex.from_arrays(
+        [
+            targets[keys[0]],
+            targets[keys[1]],
+            pd.to_datetime(targets["week"]) - pd.Timedelta(weeks=SEASON_WEEKS),
+        ]
+    )
+    out["seasonal_naive"] = seasonal.reindex(season_index).to_numpy()
+    out["seasonal_naive"] = out["seasonal_naive"].fillna(out["moving_average"])
+    return out
+
+
+def score_week(
+    actuals: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    history: pd.DataFrame,
+    quantile_columns: list[str],
+) -> pd.DataFrame:
+    """Additive accuracy components of every forecast of one week, ours and the baselines'.
+
+    Args:
+        actuals: `sales_history` rows of the week: keys, `units_sold`, `availability`.
+        forecasts: Forecast rows for that week from any number of origins: keys,
+            `forecast_week`, `horizon`, `forecast` and the quantile columns.
+        history: Sales rows (keys, `week`, `units_sold`) before the week, reaching back far
+            enough for the baselines of the earliest origin.
+        quantile_columns: The forecast's quantile columns (`q10`, ...), lowest first.
+
+    Returns:
+        One row per (`forecast_week`, `horizon`, `model`) with `rows`, `actual_sum`,
+        `abs_error_sum`, `error_sum`, `ape_sum`, `ape_rows` and, for our model, `pinball_<q>_sum`,
+        `below_<q>` and `inside_interval`. Empty when nothing can be scored.
+    """
+    keys = list(KEY_COLUMNS)
+    scored = actuals.loc[actuals["availability"] >= 1.0, [*keys, "units_sold"]]
+    rows = forecasts.merge(scored.rename(columns={"units_sold": "actual"}), on=keys)
+    if rows.empty:
+        return pd.DataFrame(columns=GROUP)
+    parts = [_components(rows.assign(model=OURS), quantile_columns)]
+    for origin, group in rows.groupby("forecast_week", sort=True):
+        base = baseline_forecasts(history, origin, group[[*keys, "week"]])
+        for name in BASELINES:
+            point = group.assign(model=name, forecast=base[name].to_numpy())
+            parts.append(_components(point.drop(columns=quantile_columns), []))
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(GROUP, ignore_index=True)
+
+
+def _components(rows: pd.DataFrame, quantile_columns: list[str]) -> pd.DataFrame:
+    actual = rows["actual"].to_numpy(dtype="float64")
+    error = rows[POINT].to_numpy(dtype="float64") - actual
+    positive = actual > 0
+    values = {
+        "rows": np.ones(len(rows)),
+        "actual_sum": actual,
+        "abs_error_sum": np.abs(error),
+        "error_sum": error,
+        "ape_sum": np.where(positive, np.abs(error) / np.where(positive, actual, 1.0), 0.0),
+        "ape_rows": positive.astype("float64"),
+    }
+    for column in quantile_columns:
+        level = float(column[1:]) / 100
+        q = rows[column].to_numpy(dtype="float64")
+        values[f"pinball_{column}_sum"] = np.maximum(
+            level * (actual - q), (level - 1) * (actual - q)
+        )
+        values[f"below_{column}"] = (actual < q) + 0.5 * (actual == q)
+    if quantile_columns:
+        low = rows[quantile_columns[0]].to_numpy(dtype="float64")
+        high = rows[quantile_columns[-1]].to_numpy(dtype="float64")
+        values["inside_interval"] = ((actual >= low) & (actual <= high)).astype("float64")
+    frame = pd.DataFrame(values).assign(**{c: rows[c].to_numpy() for c in GROUP})
+    return frame.groupby(GROUP, sort=True).sum().reset_index()
+
+
+def summarize(components: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Metrics from accuracy components added up over `by` (e.g. `["model", "horizon"]`).
+
+    Returns:
+        One row per group: `rows`, `mape`, `wape`, `bias`, `mae_pct_plus_abs_bias` and, where
+        the components have them, `pinball_<q>`, `coverage_<q>` and `interval_coverage`.
+        Ratios are fractions (0.25 = 25 %).
+    """
+    sums = components.groupby(by, sort=True).sum(numeric_only=True, min_count=1)
+    out = pd.DataFrame(index=sums.index)
+    out["rows"] = sums["rows"].astype("int64")
+    actual = sums["actual_sum"].where(sums["actual_sum"] > 0)
+    out["mape"] = sums["ape_sum"] / sums["ape_rows"].where(sums["ape_rows"] > 0)
+    out["wape"] = sums["abs_error_sum"] / actual
+    out["bias"] = sums["error_sum"] / actual
+    out["mae_pct_plus_abs_bias"] = out["wape"] + out["bias"].abs()
+    for column in [c for c in sums.columns if c.startswith("pinball_")]:
+        name = column.removesuffix("_sum")
+        out[name] = sums[column] / actual
+    for column in [c for c in sums.columns if c.startswith("below_")]:
+        out[column.replace("below_", "coverage_")] = sums[column] / sums["rows"]
+    if "inside_interval" in sums.columns:
+        out["interval_coverage"] = sums["inside_interval"] / sums["rows"]
+    return out.reset_index()

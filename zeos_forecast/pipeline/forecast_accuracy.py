@@ -1,0 +1,132 @@
+"""`forecast_accuracy`: once a week's sales are in, how good was every forecast that covered it."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+
+from ..core.accuracy import BASELINES, MOVING_AVERAGE_WEEKS, OURS, score_week, summarize
+from ..core.contract import KEY_COLUMNS
+from ..core.settings import quantile_column
+from .demand_features import ORIGIN_KEY
+from .demand_forecast import DEMAND_FORECAST, demand_forecast
+from .metadata import peak_memory_mb
+from .partitions import partition_week, weekly_partitions
+from .resources import LakeResource
+from .sales_history import SALES_HISTORY, sales_history
+
+__all__ = ["FORECAST_ACCURACY", "MAX_SCORED_HORIZON", "forecast_accuracy"]
+
+FORECAST_ACCURACY = "forecast_accuracy"
+# Forecasts made up to this many weeks before a week are scored on it.
+MAX_SCORED_HORIZON = 52
+# Sales history the baselines need: the seasonal week and the moving average of the oldest origin.
+_HISTORY_WEEKS = MAX_SCORED_HORIZON + MOVING_AVERAGE_WEEKS
+
+
+@dg.asset(
+    partitions_def=weekly_partitions,
+    deps=[
+        dg.AssetDep(
+            sales_history, partition_mapping=dg.TimeWindowPartitionMapping(-_HISTORY_WEEKS, 0)
+        ),
+        dg.AssetDep(
+            demand_forecast,
+            partition_mapping=dg.TimeWindowPartitionMapping(-MAX_SCORED_HORIZON, -1),
+        ),
+    ],
+    group_name="accuracy",
+    kinds={"parquet", "pandas"},
+)
+def forecast_accuracy(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> dg.MaterializeResult:
+    """How every forecast that covered week W did, per horizon, next to naive baselines.
+
+    Partition W scores the forecasts made at origins W-52 .. W-1 against the sales of W (fully
+    stocked rows only: censored sales understate demand): MAPE, WAPE, bias, MAE% + |bias%|,
+    pinball loss and coverage per quantile, interval coverage. The naive, seasonal naive and
+    13-week moving average baselines are computed here from the same history, as of each origin.
+    Writes additive components to `forecast_accuracy/week=W/part-0.parquet` (one row per origin,
+    horizon and model), so any set of weeks sums up exactly; `zeos-forecast backtest` does that.
+    Without sales for W yet, or without forecasts that covered it, the run says so and succeeds.
+    """
+    store = lake.open()
+    week = partition_week(context.partition_key)
+    started = time.perf_counter()
+    if week not in store.partitions(SALES_HISTORY, "week"):
+        message = f"No actuals for {week} yet: sales_history has no partition for it."
+        context.log.info(message)
+        return dg.MaterializeResult(metadata={"status": message, "scored_forecasts": 0})
+    first_origin = week - dt.timedelta(weeks=MAX_SCORED_HORIZON)
+    last_origin = week - dt.timedelta(weeks=1)
+    forecasts = store.read_window(
+        DEMAND_FORECAST, ORIGIN_KEY, first_origin, last_origin, equals={"week": week}
+    )
+    if forecasts.empty:
+        message = f"No forecast made before {week} covers it: nothing to score."
+        context.log.info(message)
+        return dg.MaterializeResult(metadata={"status": message, "scored_forecasts": 0})
+    actuals = store.read_partition(SALES_HISTORY, "week", week)
+    history = store.read_window(
+        SALES_HISTORY,
+        "week",
+        week - dt.timedelta(weeks=_HISTORY_WEEKS),
+        last_origin,
+        columns=[*KEY_COLUMNS, "week", "units_sold"],
+    )
+    quantiles = sorted(
+        (c for c in forecasts.columns if _is_quantile(c)), key=lambda c: float(c[1:])
+    )
+    components = score_week(actuals, forecasts, history, quantiles)
+    store.write_partition(
+        FORECAST_ACCURACY, "week", week, pa.Table.from_pandas(components, preserve_index=False)
+    )
+    by_horizon = summarize(components, ["model", "horizon"])
+    overall = summarize(components, ["model"]).set_index("model")
+    censored = int((actuals["availability"] < 1.0).sum())
+    context.log.info(
+        f"Scored {forecasts[ORIGIN_KEY].nunique()} forecasts of {week} on "
+        f"{len(actuals) - censored:,} SKUs ({censored:,} censored SKU-weeks left out)."
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "status": "scored",
+            "scored_forecasts": int(forecasts[ORIGIN_KEY].nunique()),
+            "origins": f"{forecasts[ORIGIN_KEY].min()} .. {forecasts[ORIGIN_KEY].max()}",
+            "rows_scored": int(overall.loc[OURS, "rows"]),
+            "censored_left_out": censored,
+            **_headline(overall),
+            "by_horizon": dg.MetadataValue.md(_table(by_horizon)),
+            "seconds": round(time.perf_counter() - started, 2),
+            "peak_memory_mb": peak_memory_mb(),
+            "path": dg.MetadataValue.path(store.uri_of(FORECAST_ACCURACY, f"week={week}")),
+        }
+    )
+
+
+def _is_quantile(column: str) -> bool:
+    try:
+        return column.startswith("q") and quantile_column(float(column[1:]) / 100) == column
+    except ValueError:
+        return False
+
+
+def _headline(overall: pd.DataFrame) -> dict[str, float]:
+    """Float metadata per model, which the UI plots over the partitions."""
+    values = {}
+    for model in [OURS, *BASELINES]:
+        for metric in ("wape", "bias", "mape"):
+            value = overall.loc[model, metric] if model in overall.index else float("nan")
+            values[f"{metric}_{model}"] = round(float(value), 4)
+    ours = overall.loc[OURS]
+    for column in [c for c in overall.columns if "coverage" in c or c.startswith("pinball")]:
+        values[f"{column}_{OURS}"] = round(float(ours[column]), 4)
+    return values
+
+
+def _table(frame: pd.DataFrame) -> str:
+    shown = frame.dropna(axis="columns", how="all")
+    return shown.to_markdown(index=False, floatfmt=".3f")

@@ -1,0 +1,173 @@
+"""Accuracy metrics on a tiny example checked by hand, and their additivity over any grouping."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zeos_forecast.core.accuracy import baseline_forecasts, score_week, summarize
+
+WEEK = dt.date(2024, 6, 3)
+QUANTILES = ["q10", "q50", "q90"]
+
+
+def weeks_before(n: int) -> dt.date:
+    return WEEK - dt.timedelta(weeks=n)
+
+
+def forecast_row(sku: str, horizon: int, point: float, q10: float, q50: float, q90: float):
+    return {
+        "article_id": sku,
+        "merchant_id": "M",
+        "forecast_week": weeks_before(horizon),
+        "week": WEEK,
+        "horizon": horizon,
+        "forecast": point,
+        "q10": q10,
+        "q50": q50,
+        "q90": q90,
+    }
+
+
+@pytest.fixture(scope="module")
+def components() -> pd.DataFrame:
+    """A sold 10 and B sold 0 in full stock; C was half out of stock; D has no sales row."""
+    actuals = pd.DataFrame(
+        {
+            "article_id": ["A", "B", "C"],
+            "merchant_id": "M",
+            "units_sold": [10.0, 0.0, 5.0],
+            "availability": [1.0, 1.0, 0.5],
+        }
+    )
+    forecasts = pd.DataFrame(
+        [
+            forecast_row("A", 1, 12, 8, 11, 15),
+            forecast_row("B", 1, 1, 0, 0.5, 2),
+            forecast_row("C", 1, 3, 1, 3, 5),
+            forecast_row("D", 1, 3, 1, 3, 5),
+            forecast_row("A", 2, 6, 5, 6, 9),
+            forecast_row("B", 2, 0, 0, 0, 0),
+        ]
+    )
+    history = pd.DataFrame(
+        {
+            "article_id": ["A", "A", "A", "B", "B"],
+            "merchant_id": "M",
+            "week": [weeks_before(52), weeks_before(2), weeks_before(1), weeks_before(1),
+                     weeks_before(3)],
+            "units_sold": [7.0, 4.0, 8.0, 2.0, 0.0],
+        }
+    )  # fmt: skip
+    return score_week(actuals, forecasts, history, QUANTILES)
+
+
+@pytest.fixture(scope="module")
+def metrics(components) -> pd.DataFrame:
+    return summarize(components, ["model", "horizon"]).set_index(["model", "horizon"])
+
+
+def test_only_fully_stocked_skus_with_sales_rows_are_scored(metrics):
+    assert metrics["rows"].unique().tolist() == [2]
+
+
+def test_our_point_metrics_match_the_hand_computed_values(metrics):
+    h1, h2 = metrics.loc[("zeos", 1)], metrics.loc[("zeos", 2)]
+    # h1: errors +2 (A) and +1 (B) on 10 units; MAPE leaves out B's zero.
+    assert (h1["wape"], h1["bias"], h1["mape"]) == pytest.approx((0.3, 0.3, 0.2))
+    assert h1["mae_pct_plus_abs_bias"] == pytest.approx(0.6)
+    # h2: errors -4 (A) and 0 (B).
+    assert (h2["wape"], h2["bias"], h2["mape"]) == pytest.approx((0.4, -0.4, 0.4))
+
+
+def test_pinball_loss_is_scaled_by_the_mean_actual(metrics):
+    h1 = metrics.loc[("zeos", 1)]
+    # q10: A 0.1 * (10 - 8) = 0.2, B 0; q90: A 0.9 * (10 - 15) -> 0.1 * 5 = 0.5, B 0.1 * 2 = 0.2.
+    assert h1["pinball_q10"] == pytest.approx(0.2 / 10)
+    assert h1["pinball_q90"] == pytest.approx(0.7 / 10)
+
+
+def test_coverage_counts_ties_at_a_quantile_as_half(metrics):
+    h1, h2 = metrics.loc[("zeos", 1)], metrics.loc[("zeos", 2)]
+    # h1 q10: A above it (0), B ties at 0 (0.5); q90: both below (1, 1).
+    assert (h1["coverage_q10"], h1["coverage_q90"]) == pytest.approx((0.25, 1.0))
+    # h2 q90: A above 9 (0), B ties at 0 (0.5); the interval holds B only.
+    assert (h2["coverage_q90"], h2["interval_coverage"]) == pytest.approx((0.25, 0.5))
+    assert h1["interval_coverage"] == 1.0
+
+
+def test_the_baselines_use_the_history_as_of_each_origin(metrics):
+    naive, seasonal, average = (metrics.loc[(m, 1)] for m in BASELINE_NAMES)
+    # origin W-1: naive A 8, B 2; seasonal A 7 (52 weeks back), B none -> average 1;
+    # 13-week average A (4 + 8) / 2 = 6, B (0 + 2) / 2 = 1.
+    assert (naive["wape"], naive["bias"]) == pytest.approx((0.4, 0.0))
+    assert (seasonal["wape"], seasonal["bias"]) == pytest.approx((0.4, -0.2))
+    assert (average["wape"], average["bias"]) == pytest.approx((0.5, -0.3))
+    # origin W-2: naive A 4 (W-2), B 0 (its latest row, W-3).
+    assert metrics.loc[("naive", 2), "wape"] == pytest.approx(0.6)
+
+
+BASELINE_NAMES = ("naive", "seasonal_naive", "moving_average")
+
+
+def test_baselines_have_point_metrics_only(metrics):
+    assert metrics.loc[("naive", 1), ["pinball_q10", "coverage_q10"]].isna().all()
+
+
+def test_a_baseline_falls_back_when_its_week_has_no_row():
+    history = pd.DataFrame(
+        {"article_id": ["A"], "merchant_id": "M", "week": [weeks_before(20)], "units_sold": [3.0]}
+    )
+    targets = pd.DataFrame({"article_id": ["A"], "merchant_id": "M", "week": [WEEK]})
+
+    out = baseline_forecasts(history, weeks_before(1), targets).iloc[0]
+
+    assert (out["naive"], out["moving_average"], out["seasonal_naive"]) == (3.0, 3.0, 3.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    actual=st.lists(st.integers(0, 50), min_size=2, max_size=30),
+    noise=st.integers(0, 2**31 - 1),
+)
+def test_summaries_over_any_split_of_skus_equal_the_summary_of_all(actual, noise):
+    rng = np.random.default_rng(noise)
+    n = len(actual)
+    skus = [f"S{i}" for i in range(n)]
+    actuals = pd.DataFrame(
+        {"article_id": skus, "merchant_id": "M", "units_sold": actual, "availability": 1.0}
+    )
+    point = rng.gamma(2.0, 5.0, n)
+    forecasts = pd.DataFrame(
+        {
+            "article_id": skus,
+            "merchant_id": "M",
+            "forecast_week": weeks_before(1),
+            "week": WEEK,
+            "horizon": 1,
+            "forecast": point,
+            "q10": point * 0.5,
+            "q50": point,
+            "q90": point * 1.5,
+        }
+    )
+    history = actuals.assign(week=weeks_before(1))[
+        ["article_id", "merchant_id", "week", "units_sold"]
+    ]
+    half = n // 2
+    parts = [
+        score_week(actuals.iloc[:half], forecasts, history, QUANTILES),
+        score_week(actuals.iloc[half:], forecasts, history, QUANTILES),
+    ]
+
+    whole = summarize(score_week(actuals, forecasts, history, QUANTILES), ["model"])
+    split = summarize(pd.concat(parts), ["model"])
+
+    pd.testing.assert_frame_equal(whole, split)
+    exact = forecasts.assign(forecast=np.asarray(actual, dtype="float64"))
+    perfect = summarize(score_week(actuals, exact, history, QUANTILES), ["model"])
+    wape = perfect.set_index("model").loc["zeos", "wape"]
+    assert wape == 0.0 if sum(actual) > 0 else np.isnan(wape)
