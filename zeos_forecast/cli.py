@@ -76,9 +76,39 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .datasets import dominicks, vn2
+    from .datasets.importing import default_source
+    from .pipeline.deployment import open_lake
+
+    folder, importer = {
+        "oj": (dominicks.SOURCE_FOLDER, dominicks.import_dominicks),
+        "vn2": (vn2.SOURCE_FOLDER, vn2.import_vn2),
+    }[args.dataset]
+    src = Path(args.src) if args.src else default_source(folder)
+    summary = importer(src, open_lake(args.lake or lake_root()), report=print)
+    print(summary.describe())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zeos-forecast", description=__doc__)
     commands = parser.add_subparsers(dest="name", required=True)
+
+    import_ = commands.add_parser(
+        "import",
+        help="write a public retail dataset (Dominick's orange juice, VN2) into a landing zone",
+    )
+    import_.add_argument("dataset", choices=["oj", "vn2"])
+    import_.add_argument(
+        "--src",
+        help="folder of the source files (default: $ZEOS_SHARED_DATA/<dataset folder>, "
+        "else ../shared/data/dominicks_oj or ../shared/data/vn2)",
+    )
+    import_.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    import_.set_defaults(command=_import)
 
     demo = commands.add_parser(
         "demo",
