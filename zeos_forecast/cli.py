@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,10 +51,45 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    root = args.lake or lake_root()
+    _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.deployment import open_lake
     from .pipeline.launch import dagster_instance, forecast_week
 
+    forecast_config, window_config = _run_configs(args)
+    outcome = forecast_week(args.week, root, dagster_instance(), forecast_config, window_config)
+    lake = open_lake(root)
+    meta = outcome.metadata.get("demand_forecast", {})
+    print(
+        f"Forecast for {meta.get('skus_scored', 0):,} SKUs x {meta.get('horizon')} weeks from "
+        f"origin {args.week}: {lake.uri_of('demand_forecast')}/forecast_week={args.week}/"
+    )
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
     root = args.lake or lake_root()
+    _partitions_from_lake(root)  # before the definitions are imported
+    from .pipeline.backtest import run_backtest
+    from .pipeline.launch import dagster_instance
+
+    forecast_config, window_config = _run_configs(args)
+    result = run_backtest(
+        root,
+        args.first,
+        args.last,
+        dagster_instance(),
+        every=args.every,
+        forecast_config=forecast_config,
+        window_config=window_config,
+        horizons=args.horizons,
+    )
+    print(result.as_text())
+    return 0
+
+
+def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Run config of `demand_forecast` and `demand_features` from the model options given."""
     forecast_config = {
         k: v
         for k, v in {
@@ -66,14 +102,27 @@ def _forecast(args: argparse.Namespace) -> int:
         if v is not None
     }
     window_config = {} if args.history_weeks is None else {"history_weeks": args.history_weeks}
-    outcome = forecast_week(args.week, root, dagster_instance(), forecast_config, window_config)
-    lake = open_lake(root)
-    meta = outcome.metadata.get("demand_forecast", {})
-    print(
-        f"Forecast for {meta.get('skus_scored', 0):,} SKUs x {meta.get('horizon')} weeks from "
-        f"origin {args.week}: {lake.uri_of('demand_forecast')}/forecast_week={args.week}/"
-    )
-    return 0
+    return forecast_config, window_config
+
+
+def _partitions_from_lake(root: str) -> None:
+    """Without ZEOS_FIRST_WEEK, lets the weekly partitions start at the lake's first drop.
+
+    Public datasets start long before the default first partition (Dominick's in 1990). Must run
+    before the Dagster definitions are imported, since the partitions are defined at import.
+    """
+    from .pipeline.deployment import open_lake
+    from .pipeline.environment import DEFAULT_FIRST_WEEK, FIRST_WEEK_VAR
+
+    if os.environ.get(FIRST_WEEK_VAR):
+        return
+    weeks = open_lake(root).sales_drop_weeks()
+    if weeks and min(weeks) < dt.date.fromisoformat(DEFAULT_FIRST_WEEK):
+        os.environ[FIRST_WEEK_VAR] = min(weeks).isoformat()
+        print(
+            f"Weekly partitions start at the lake's first drop, {min(weeks)} (for `make dev` on "
+            f"this lake, set {FIRST_WEEK_VAR}={min(weeks)})."
+        )
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -141,22 +190,40 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="origin week: the Monday of the last observed week",
     )
-    forecast.add_argument("--horizon", type=int, help=f"weeks ahead (default {DEFAULTS.horizon})")
-    forecast.add_argument(
+    _model_options(forecast)
+    forecast.set_defaults(command=_forecast)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="forecast past origin weeks as of themselves and score them against what sold",
+    )
+    backtest.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    backtest.add_argument("--from", dest="first", type=_monday, required=True, help="first origin")
+    backtest.add_argument("--to", dest="last", type=_monday, required=True, help="last origin")
+    backtest.add_argument("--every", type=int, default=1, help="weeks between origins (default 1)")
+    backtest.add_argument(
+        "--horizons", type=_ints, help="horizons to summarize, e.g. 2,3 (default: all)"
+    )
+    _model_options(backtest)
+    backtest.set_defaults(command=_backtest)
+    return parser
+
+
+def _model_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--horizon", type=int, help=f"weeks ahead (default {DEFAULTS.horizon})")
+    command.add_argument(
         "--history-weeks",
         type=int,
         help=f"training window in weeks (default {DEFAULTS.history_weeks})",
     )
-    forecast.add_argument(
+    command.add_argument(
         "--quantiles", type=_floats, help="comma-separated levels (default 0.1,0.5,0.9)"
     )
-    forecast.add_argument(
+    command.add_argument(
         "--n-estimators", type=int, help=f"trees per model (default {DEFAULTS.n_estimators})"
     )
-    forecast.add_argument("--seed", type=int)
-    forecast.add_argument("--threads", type=int, help="0 = all cores (default)")
-    forecast.set_defaults(command=_forecast)
-    return parser
+    command.add_argument("--seed", type=int)
+    command.add_argument("--threads", type=int, help="0 = all cores (default)")
 
 
 def _monday(text: str) -> dt.date:
@@ -171,6 +238,10 @@ def _monday(text: str) -> dt.date:
 
 def _floats(text: str) -> list[float]:
     return [float(part) for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
 if __name__ == "__main__":

@@ -120,3 +120,45 @@ def test_a_plan_with_a_week_of_another_folder_or_a_repeated_sku_is_refused():
         validate_plan_drop([("p.parquet", plan)], week)
     with pytest.raises(LandingDataError, match="does not match the drop's folder"):
         validate_plan_drop([("p.parquet", plan.head(1))], week + dt.timedelta(weeks=1))
+
+
+@pytest.fixture(scope="module")
+def orange_juice(shared_data):
+    """Dominick's orange juice as landing frames, and the feature frame of an origin inside it."""
+    from zeos_forecast.core.demand import derive_demand
+    from zeos_forecast.datasets.dominicks import read_dominicks
+
+    frames = read_dominicks(shared_data / "dominicks_oj")
+    origin = dt.date(1991, 10, 7)  # Dominick's week 109
+    sales = frames.sales.assign(week=pd.to_datetime(frames.sales["week"]))
+    history = derive_demand(sales.assign(availability=1.0))
+    features = build_demand_features(history, origin, 156, 13, frames.articles, frames.merchants)
+    plans = frames.plans.assign(week=pd.to_datetime(frames.plans["week"]))
+    return features, plans, origin
+
+
+def test_a_planned_promotion_with_a_price_cut_raises_the_dominicks_forecast(orange_juice):
+    from zeos_forecast.core.model import train_and_score
+    from zeos_forecast.core.settings import ForecastSettings
+
+    features, plans, origin = orange_juice
+    settings = ForecastSettings(horizon=3, n_estimators=60, threads=1, quantiles=(0.5,))
+    horizon_weeks = pd.date_range(pd.Timestamp(origin), periods=4, freq="7D")[1:]
+    plans = plans.loc[plans["week"].isin(horizon_weeks)]
+    quiet = plans.assign(deal=0.0, feat=0.0)
+    brand = quiet["article_id"] == "5"  # Minute Maid 64 oz, in every store
+    promoted = quiet.copy()
+    promoted.loc[brand, "deal"] = 1.0
+    promoted.loc[brand, "feat"] = 1.0
+    promoted.loc[brand, "price"] *= 0.8
+    promoted.loc[brand, "relative_price"] *= 0.8
+
+    base = train_and_score(features, origin, settings, plans=quiet).table
+    lifted = train_and_score(features, origin, settings, plans=promoted).table
+
+    mine = base["article_id"] == "5"
+    assert lifted.loc[mine, "forecast"].sum() > 1.2 * base.loc[mine, "forecast"].sum()
+    others = ~mine
+    assert lifted.loc[others, "forecast"].sum() == pytest.approx(
+        base.loc[others, "forecast"].sum(), rel=1e-9
+    )

@@ -10,6 +10,7 @@ __all__ = [
     "DEFAULT_FIRST_WEEK",
     "DEPLOYMENTS",
     "DEPLOYMENT_VAR",
+    "FIRST_WEEK_VAR",
     "LAKE_VAR",
     "S3_VARS",
     "deployment",
@@ -23,6 +24,7 @@ DEFAULT_SENSOR_INTERVAL_SECONDS = 60
 DEFAULT_SCHEDULE_DAY, DEFAULT_SCHEDULE_HOUR = 1, 6  # Monday (0 = Sunday) 06:00 UTC
 # Earliest week a partition exists for; set ZEOS_FIRST_WEEK for older history.
 DEFAULT_FIRST_WEEK = "2018-01-01"
+FIRST_WEEK_VAR = "ZEOS_FIRST_WEEK"
 LAKE_VAR = "ZEOS_LAKE"
 DEPLOYMENT_VAR = "ZEOS_DEPLOYMENT"
 DEPLOYMENTS = ("local", "prod")
@@ -53,10 +55,10 @@ def deployment() -> str:
 
 def first_week() -> dt.date:
     """`ZEOS_FIRST_WEEK` (a Monday, ISO date): the first weekly partition."""
-    value = os.environ.get("ZEOS_FIRST_WEEK") or DEFAULT_FIRST_WEEK
+    value = os.environ.get(FIRST_WEEK_VAR) or DEFAULT_FIRST_WEEK
     week = dt.date.fromisoformat(value)
     if week.weekday() != 0:
-        raise ValueError(f"ZEOS_FIRST_WEEK={value} is not a Monday.")
+        raise ValueError(f"{FIRST_WEEK_VAR}={value} is not a Monday.")
     return week
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "forecast_week",
     "history_runs_needed",
     "score_week",
+    "validate_history",
 ]
 
 # The embedded default: local run and event storage under DAGSTER_HOME (see README for production).
@@ -100,14 +101,7 @@ def forecast_week(
             f"No complete sales drop for week {week} under {lake.uri}: "
             f"landing/sales/week={week}/ needs its files and a _SUCCESS marker."
         )
-    for first, last in history_runs_needed(lake, week, history_weeks, instance):
-        if report:
-            report(f"Validating sales_history {first} .. {last} in one run ...")
-        tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
-        run_id, metadata = _execute(instance, [SALES_HISTORY], tags, lake_root, {})
-        outcome.run_ids.append(run_id)
-        outcome.history_weeks_validated += (last - first).days // 7 + 1
-        outcome.metadata.update(metadata)
+    validate_history(lake, lake_root, week, history_weeks, instance, report, outcome)
     if report:
         report(f"Building features and forecast for {week} ...")
     ops = {
@@ -129,6 +123,31 @@ def score_week(week: dt.date, lake_root: str, instance: dg.DagsterInstance) -> d
         instance, [FORECAST_ACCURACY], {PARTITION_TAG: week.isoformat()}, lake_root, {}
     )
     return metadata.get(FORECAST_ACCURACY, {})
+
+
+def validate_history(
+    lake: Lake,
+    lake_root: str,
+    week: dt.date,
+    weeks: int,
+    instance: dg.DagsterInstance,
+    report: Report | None = print,
+    outcome: WeekRun | None = None,
+) -> WeekRun:
+    """Validates the drops of the `weeks` weeks ending at `week` that are new or dropped again.
+
+    One `sales_history` run per contiguous range of stale weeks; returns what ran.
+    """
+    outcome = outcome or WeekRun(week=week)
+    for first, last in history_runs_needed(lake, week, weeks, instance):
+        if report:
+            report(f"Validating sales_history {first} .. {last} in one run ...")
+        tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
+        run_id, metadata = _execute(instance, [SALES_HISTORY], tags, lake_root, {})
+        outcome.run_ids.append(run_id)
+        outcome.history_weeks_validated += (last - first).days // 7 + 1
+        outcome.metadata.update(metadata)
+    return outcome
 
 
 def history_runs_needed(

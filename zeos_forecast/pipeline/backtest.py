@@ -1,0 +1,142 @@
+"""Backtests: as-of weekly partitions of the same assets, then their accuracy, summed up exactly.
+
+A backtest is nothing but materializations: for each origin week the features and forecast of
+that partition (which read only data up to the origin), then `forecast_accuracy` for every week
+those forecasts covered. The summary adds the accuracy components of the backtest's own origins
+and horizons, so the numbers are the same ones the UI shows per week.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from ..core.accuracy import OURS, summarize
+from ..core.progress import Progress, Report
+from ..core.settings import ForecastSettings
+from .demand_features import ORIGIN_KEY
+from .deployment import open_lake
+from .forecast_accuracy import FORECAST_ACCURACY
+from .launch import RunFailed, forecast_week, score_week, validate_history
+
+__all__ = ["BacktestResult", "backtest_origins", "run_backtest"]
+
+POINT_METRICS = ["mape", "wape", "bias", "mae_pct_plus_abs_bias"]
+
+
+@dataclass
+class BacktestResult:
+    """Accuracy of a backtest, per model and horizon and over all its horizons."""
+
+    origins: list[dt.date]
+    scored_weeks: list[dt.date]
+    by_horizon: pd.DataFrame
+    overall: pd.DataFrame
+    seconds_per_origin: list[float]
+
+    def as_text(self) -> str:
+        """Point metrics per horizon and overall for every model, then our quantiles."""
+        seconds = sum(self.seconds_per_origin)
+        ours = self.by_horizon.loc[self.by_horizon["model"] == OURS]
+        ours_overall = self.overall.loc[self.overall["model"] == OURS].assign(horizon="all")
+        quantile_metrics = [
+            c for c in self.overall.columns if c.startswith(("coverage_", "interval_", "pinball_"))
+        ]
+        return "\n".join(
+            [
+                f"Backtest: {len(self.origins)} origins {self.origins[0]} .. {self.origins[-1]}, "
+                f"{len(self.scored_weeks)} weeks scored; {seconds:.0f} s for the origins' runs "
+                f"({seconds / len(self.origins):.1f} s each: features, train and score).",
+                "",
+                "Point forecasts per horizon (fractions; bias > 0 = over-forecast):",
+                _markdown(self.by_horizon, ["horizon", "model", "rows", *POINT_METRICS]),
+                "",
+                "All horizons:",
+                _markdown(self.overall, ["model", "rows", *POINT_METRICS]),
+                "",
+                "Our quantiles (coverage = share of actuals below the quantile, ties half; "
+                "pinball loss / mean actual):",
+                _markdown(pd.concat([ours, ours_overall]), ["horizon", *quantile_metrics]),
+            ]
+        )
+
+
+def backtest_origins(first: dt.date, last: dt.date, every: int) -> list[dt.date]:
+    """Origin weeks `first, first + every, ...` up to `last`."""
+    if every < 1:
+        raise ValueError(f"--every must be at least 1 week, got {every}.")
+    if last < first:
+        raise ValueError(f"The backtest ends ({last}) before it starts ({first}).")
+    count = (last - first).days // 7 // every + 1
+    return [first + dt.timedelta(weeks=i * every) for i in range(count)]
+
+
+def run_backtest(
+    lake_root: str,
+    first: dt.date,
+    last: dt.date,
+    instance: dg.DagsterInstance,
+    every: int = 1,
+    forecast_config: dict[str, Any] | None = None,
+    window_config: dict[str, Any] | None = None,
+    horizons: list[int] | None = None,
+    report: Report | None = print,
+) -> BacktestResult:
+    """Forecasts each origin as of itself, scores every covered week, summarizes the accuracy.
+
+    Args:
+        lake_root: The lake (local path or `s3://`), with sales drops covering the backtest.
+        first, last: The first and last origin week.
+        instance: The Dagster instance that records the runs.
+        every: Weeks between origins.
+        forecast_config, window_config: Run config of `demand_forecast` / `demand_features`.
+        horizons: Horizons to summarize (default: all the forecasts have).
+        report: Receives progress lines.
+
+    Raises:
+        RunFailed: when a run fails, or when no covered week has sales to score against.
+    """
+    forecast_config = dict(forecast_config or {})
+    horizon = forecast_config.get("horizon", ForecastSettings().horizon)
+    origins = backtest_origins(first, last, every)
+    lake = open_lake(lake_root)
+    drops = lake.sales_drop_weeks()
+    progress = Progress("backtest origins", len(origins), "origins", report)
+    seconds = []
+    for origin in origins:
+        started = time.perf_counter()
+        forecast_week(origin, lake_root, instance, forecast_config, window_config, None, False)
+        seconds.append(time.perf_counter() - started)
+        progress.advance()
+    covered = {o + dt.timedelta(weeks=h) for o in origins for h in range(1, horizon + 1)}
+    scored = sorted(w for w in covered if w in drops)
+    if not scored:
+        raise RunFailed(
+            f"No sales drop covers the weeks after the origins {first} .. {last}: nothing to "
+            "score. Choose origins whose following weeks have sales."
+        )
+    # The weeks after the last origin are actuals only: validate their drops, then score them.
+    validate_history(lake, lake_root, scored[-1], horizon, instance, report)
+    for week in scored:
+        if week not in origins:  # an origin's own run has scored it already
+            score_week(week, lake_root, instance)
+    components = lake.read_window(FORECAST_ACCURACY, "week", scored[0], scored[-1])
+    components = components.loc[components[ORIGIN_KEY].isin(origins)]
+    if horizons:
+        components = components.loc[components["horizon"].isin(horizons)]
+    return BacktestResult(
+        origins=origins,
+        scored_weeks=scored,
+        by_horizon=summarize(components, ["horizon", "model"]),
+        overall=summarize(components, ["model"]),
+        seconds_per_origin=seconds,
+    )
+
+
+def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:
+    return frame[columns].to_markdown(index=False, floatfmt=".3f")
