@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import os
 import posixpath
 import tempfile
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -34,6 +36,7 @@ __all__ = [
     "LANDING_SALES",
     "SUCCESS_MARKER",
     "Lake",
+    "LakeStoreError",
     "LandingFile",
     "parse_partition_dir",
     "s3_filesystem",
@@ -50,6 +53,35 @@ DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 ROW_GROUP_ROWS = 1_000_000
 # Region assumed for an S3-compatible endpoint (MinIO, moto, ...) when none is configured.
 DEFAULT_ENDPOINT_REGION = "us-east-1"
+# A writer killed mid-write (SIGKILL, power loss) leaves its dot-named temporary file behind.
+# Readers never see it; the next write of the same file deletes those untouched for this long.
+# A live writer keeps its file's mtime current, so an hour-old one has no writer left, while a
+# younger one may belong to a concurrent run of the same partition, whose rename must not fail.
+STALE_TEMPORARY_SECONDS = 3600
+
+
+class LakeStoreError(OSError):
+    """The object store behind the lake failed a request, after the client's own retries."""
+
+
+def _names_the_store(method: Callable) -> Callable:
+    """Store failures (unreachable, 5xx, throttled) raise `LakeStoreError` naming the lake."""
+
+    @functools.wraps(method)
+    def wrapper(self: Lake, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, pa.ArrowException) as error:
+            if isinstance(error, LakeStoreError) or not _is_store_error(error):
+                raise
+            where = f"endpoint {self.endpoint}" if self.endpoint else "AWS"
+            raise LakeStoreError(
+                f"The S3 store of the lake {self.uri} ({where}) failed a request, after the "
+                f"client's retries: {error}\nCheck that the endpoint is reachable and answers, "
+                "then run again: every file is replaced atomically, nothing partial was left."
+            ) from error
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -67,9 +99,12 @@ class Lake:
         root: Local directory or `s3://bucket/prefix`.
         filesystem: A pyarrow filesystem to use instead of the one inferred from `root`
             (e.g. an `S3FileSystem` with an endpoint and credentials, see `s3_filesystem`).
+        endpoint: The S3-compatible endpoint `filesystem` talks to, named in error messages.
     """
 
-    def __init__(self, root: str, filesystem: pafs.FileSystem | None = None):
+    def __init__(
+        self, root: str, filesystem: pafs.FileSystem | None = None, endpoint: str | None = None
+    ):
         root = root.rstrip("/")
         if "://" in root and "@" in urlsplit(root).netloc:
             # The root travels into run config, metadata and logs: it must never hold a secret.
@@ -79,6 +114,7 @@ class Lake:
             )
         # Query options (region, endpoint) stay out of `uri`, which ends up in metadata and logs.
         self.uri = _public_uri(root)
+        self.endpoint = _public_uri(endpoint) if endpoint else None
         if filesystem is None:
             filesystem, path = pafs.FileSystem.from_uri(_absolute(root))
         else:
@@ -159,6 +195,7 @@ class Lake:
             if i.type == pafs.FileType.File and _is_data_file(i.path)
         ]
 
+    @_names_the_store
     def write_landing_drop(
         self, week: dt.date, frame: pd.DataFrame, folder: str = LANDING_SALES
     ) -> str:
@@ -205,6 +242,7 @@ class Lake:
                 found[value] = info.mtime.timestamp()
         return dict(sorted(found.items()))
 
+    @_names_the_store
     def read_partition(self, dataset: str, key: str, value: dt.date) -> pd.DataFrame:
         """One partition as pandas (the partition column is not stored in the file)."""
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
@@ -216,6 +254,7 @@ class Lake:
                 f"exist. Materialize {dataset} for {value} first."
             ) from error
 
+    @_names_the_store
     def read_window(
         self,
         dataset: str,
@@ -265,10 +304,13 @@ class Lake:
         self._write_parquet(table, path, row_group_size=ROW_GROUP_ROWS)
         return path
 
+    @_names_the_store
     def _write_parquet(self, table: pa.Table, path: str, row_group_size: int | None = None) -> None:
         """Writes `path` so that it appears whole or not at all; a failure leaves the old file.
 
-        Locally: a dot-named temporary file in the same folder, renamed over `path`.
+        Locally: a dot-named temporary file in the same folder, renamed over `path`; then
+        temporary files that killed writers left next to `path` are deleted once stale. Every file
+        carries page checksums, so that a reader can tell corrupted bytes from data.
 
         On S3 there is no rename, but an object appears only when its upload completes. A parquet
         writer streaming straight to S3 would not be enough: pyarrow closes an output stream when
@@ -281,7 +323,9 @@ class Lake:
         if not self.is_local:
             with tempfile.TemporaryDirectory(prefix="zeos-lake-") as staging:
                 local = os.path.join(staging, posixpath.basename(path))
-                pq.write_table(table, local, row_group_size=row_group_size)
+                pq.write_table(
+                    table, local, row_group_size=row_group_size, write_page_checksum=True
+                )
                 pafs.copy_files(
                     local,
                     path,
@@ -293,31 +337,60 @@ class Lake:
         self.fs.create_dir(folder, recursive=True)
         temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
         try:
-            pq.write_table(table, temporary, filesystem=self.fs, row_group_size=row_group_size)
+            pq.write_table(
+                table,
+                temporary,
+                filesystem=self.fs,
+                row_group_size=row_group_size,
+                write_page_checksum=True,
+            )
             self.fs.move(temporary, path)
         except BaseException:
             _delete_quietly(self.fs, temporary)
             raise
+        self._delete_stale_temporaries(folder, name)
 
+    def _delete_stale_temporaries(self, folder: str, name: str) -> None:
+        """Deletes `.<name>.*.tmp` files left in `folder` by killed writers (see the constant)."""
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
+        for info in self.fs.get_file_info(pafs.FileSelector(folder)):
+            base = posixpath.basename(info.path)
+            stale = info.mtime is not None and info.mtime.timestamp() < cutoff
+            if stale and base.startswith(f".{name}.") and base.endswith(".tmp"):
+                _delete_quietly(self.fs, info.path)
+
+    @_names_the_store
     def _list(self, folder: str, recursive: bool) -> list[pafs.FileInfo]:
         selector = pafs.FileSelector(self.path(folder), allow_not_found=True, recursive=recursive)
         return self.fs.get_file_info(selector)
 
+    @_names_the_store
     def _list_dir(self, path: str) -> list[pafs.FileInfo]:
         return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
 
+    @_names_the_store
     def _read_landing_file(self, path: str) -> LandingFile:
         try:
             if path.endswith(".parquet"):
-                frame = pq.read_table(path, filesystem=self.fs).to_pandas()
+                # Page checksums, where the writer stored them, catch bytes corrupted in transit
+                # or at rest that would otherwise read back as other, valid-looking values.
+                table = pq.read_table(path, filesystem=self.fs, page_checksum_verification=True)
+                frame = table.to_pandas()
             else:
                 # Everything as text: the contract validation decides types and reports bad cells.
                 with self.fs.open_input_stream(path, compression="detect") as stream:
                     frame = pd.read_csv(stream, dtype=str, keep_default_na=False)
-        except (pa.ArrowException, pd.errors.ParserError, pd.errors.EmptyDataError,
-                UnicodeDecodeError, EOFError, OSError) as error:  # fmt: skip
-            # Corrupt data and an unreachable store both raise OSError; only the first is bad input.
-            if isinstance(error, FileNotFoundError) or not self._still_answers(path):
+        except MemoryError:
+            raise
+        except Exception as error:
+            # Whatever the parsers make of a file's bytes: a corrupt file raises anything from
+            # OSError to KeyError (a damaged pandas schema). A failing store raises OSError too;
+            # only a file the store serves is bad input.
+            if (
+                isinstance(error, FileNotFoundError)
+                or _is_store_error(error)
+                or not self._still_answers(path)
+            ):
                 raise
             kind = "parquet" if path.endswith(".parquet") else "CSV (UTF-8, comma-separated)"
             raise LandingDataError(
@@ -420,6 +493,11 @@ def _public_uri(root: str) -> str:
     parts = urlsplit(root)
     host = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
+
+
+def _is_store_error(error: BaseException) -> bool:
+    """Whether pyarrow's S3 client gave up on a request (network, 5xx, throttling, denied)."""
+    return not isinstance(error, FileNotFoundError) and "AWS Error" in str(error)
 
 
 def _is_data_file(path: str) -> bool:

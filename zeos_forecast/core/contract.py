@@ -29,6 +29,7 @@ OPTIONAL_NUMERIC_COLUMNS = ("price", "list_price", "availability")
 PLAN_REQUIRED_COLUMNS = (*KEY_COLUMNS, "week")
 NOT_PLANNABLE_COLUMNS = ("units_sold", "availability")
 SAMPLE_ROWS = 5
+DEFAULT_HINT = "Correct the file and drop it again: the files first, the _SUCCESS marker last."
 # Units above this in one SKU-week are a unit or parsing mistake, not demand.
 MAX_UNITS_PER_WEEK = 1e9
 
@@ -41,6 +42,7 @@ class LandingDataError(ValueError):
         column: The offending column (or the key columns, for duplicates).
         problem: What is wrong, in words.
         sample: A few offending rows, as they were read.
+        hint: What to do about it (a generic re-drop instruction unless a rule says better).
     """
 
     def __init__(
@@ -53,14 +55,14 @@ class LandingDataError(ValueError):
     ):
         self.file, self.column, self.problem = file, column, problem
         self.sample = sample if sample is not None else pd.DataFrame()
+        self.hint = hint or DEFAULT_HINT
         lines = [f"{file}: column '{column}': {problem}"]
         if not self.sample.empty:
             lines += [
                 "Sample of offending rows (row numbers are 0-based within the file):",
                 self.sample.head(SAMPLE_ROWS).to_string(),
             ]
-        if hint:
-            lines.append(hint)
+        lines.append(self.hint)
         super().__init__("\n".join(lines))
 
 

@@ -4,6 +4,7 @@ import datetime as dt
 import time
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 
 from ..core.contract import LandingDataError, validate_metadata
@@ -64,6 +65,13 @@ def demand_features(
         merchants=merchants,
     )
     del history
+    unknown = {
+        "skus_without_article_metadata": _skus_without(frame, articles, "article_id"),
+        "skus_without_merchant_metadata": _skus_without(frame, merchants, "merchant_id"),
+    }
+    for name, count in unknown.items():
+        if count:
+            context.log.warning(f"{name}: {count:,} (their static features are empty)")
     path = store.write_partition(
         DEMAND_FEATURES, ORIGIN_KEY, origin, pa.Table.from_pandas(frame, preserve_index=False)
     )
@@ -78,12 +86,20 @@ def demand_features(
             "unobserved_share": round(float(1 - frame["observed"].mean()), 4),
             "dynamic_features": ", ".join(dynamic_columns(frame)),
             "static_features": ", ".join(static_columns(frame)) or "none",
+            **unknown,
             "seconds": round(time.perf_counter() - started, 2),
             "peak_memory_mb": peak_memory_mb(),
             "path": dg.MetadataValue.path(store.uri_of_path(path)),
             "preview": preview(frame.drop(columns="sku")),
         }
     )
+
+
+def _skus_without(frame: pd.DataFrame, metadata: pd.DataFrame | None, key: str) -> int:
+    """SKUs whose `key` has no row in the metadata (the contract allows it: empty features)."""
+    keys = frame.drop_duplicates("sku")[key].astype(str)
+    known = set() if metadata is None else set(metadata[key])
+    return int((~keys.isin(known)).sum())
 
 
 def _metadata(store: Lake):

@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..core.progress import Report
 from ..core.settings import ForecastSettings
-from ..storage import Lake
+from ..storage import LANDING_SALES, Lake
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
@@ -164,11 +164,25 @@ def history_runs_needed(
     """
     first = week - dt.timedelta(weeks=history_weeks - 1)
     drops = {w: m for w, m in lake.sales_drop_weeks().items() if first <= w <= week}
+    _refuse_misnamed_drops(list(drops))
     done = lake.partitions(SALES_HISTORY, "week")
     if instance is not None:
         recorded = instance.get_materialized_partitions(dg.AssetKey(SALES_HISTORY))
         done = {w: mtime for w, mtime in done.items() if w.isoformat() in recorded}
     return week_ranges([w for w, marker_time in drops.items() if done.get(w, -1.0) < marker_time])
+
+
+def _refuse_misnamed_drops(weeks: list[dt.date]) -> None:
+    """A drop folder named by another day than Monday is no partition: say so, never skip it."""
+    misnamed = sorted(w for w in weeks if w.weekday() != 0)
+    if misnamed:
+        day = misnamed[0]
+        monday = day - dt.timedelta(days=day.weekday())
+        raise RunFailed(
+            f"{LANDING_SALES}/week={day}/ is named by a {day:%A}, but weeks are named by their "
+            f"Monday: rename it to {LANDING_SALES}/week={monday}/ (or merge its files into that "
+            f"drop), then write its _SUCCESS marker again. Misnamed drop folders: {len(misnamed)}."
+        )
 
 
 def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[dt.date]) -> None:

@@ -37,7 +37,8 @@ class LakeResource(dg.ConfigurableResource):
         if not self.root.startswith("s3://") or self.s3 is None:
             return Lake(self.root)
         bucket = self.root.removeprefix("s3://").split("/", 1)[0]
-        return Lake(self.root, filesystem=_filesystem(self.s3, bucket))
+        filesystem = _filesystem(self.s3, bucket)
+        return Lake(self.root, filesystem=filesystem, endpoint=self.s3.endpoint_url)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
