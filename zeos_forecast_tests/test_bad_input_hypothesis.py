@@ -532,6 +532,9 @@ def test_a_broken_redrop_fails_its_dagster_run_and_changes_nothing_downstream(
     assert "sales_history failed" in message
     names = drop.files if drop.blamed is None else drop.blamed
     assert any(str(folder / name) in message for name in names) or not names, message
+    [failed] = instance.get_runs(limit=1)
+    retries = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert retries == [], "a broken drop fails the same way every time: no retry"
     assert derived_digests(root) == derived_before
     assert materialization_counts(instance) == recorded_before
     assert file_digests(root / "landing") == landing_before

@@ -22,6 +22,7 @@ from .demand_forecast import DEMAND_FORECAST, demand_forecast
 from .metadata import preview
 from .partitions import partition_week, weekly_partitions, weeks_in_window
 from .resources import LakeResource
+from .retries import STEP_RETRY_POLICY
 from .sales_history import SALES_HISTORY, sales_history
 
 __all__ = [
@@ -102,6 +103,7 @@ class ForecastCheckConfig(dg.Config):
         for name, text in SALES_HISTORY_CHECKS.items()
     ],
     name="sales_history_checks",
+    retry_policy=STEP_RETRY_POLICY,
     description="Schema, keys, values, missing weeks, volume drift and SKU share of each week.",
     can_subset=True,
 )
@@ -201,6 +203,7 @@ def _sales_results(
         for name, text in FORECAST_CHECKS.items()
     ],
     name="demand_forecast_checks",
+    retry_policy=STEP_RETRY_POLICY,
     description="Coverage, values, quantile order and sanity band of the week's forecast.",
     can_subset=True,
 )

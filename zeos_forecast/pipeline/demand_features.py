@@ -15,6 +15,7 @@ from .config import WindowConfig
 from .metadata import peak_memory_mb, preview
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
+from .retries import STEP_RETRY_POLICY
 from .sales_history import SALES_HISTORY, sales_history
 
 __all__ = ["DEMAND_FEATURES", "demand_features"]
@@ -31,6 +32,7 @@ _WINDOW = dg.TimeWindowPartitionMapping(
 @dg.asset(
     partitions_def=weekly_partitions,
     deps=[dg.AssetDep(sales_history, partition_mapping=_WINDOW)],
+    retry_policy=STEP_RETRY_POLICY,
     group_name="demand",
     kinds={"parquet", "pandas"},
 )
@@ -50,7 +52,8 @@ def demand_features(
     if origin not in store.partitions(SALES_HISTORY, "week"):
         raise dg.Failure(
             f"sales_history has no partition for the origin week {origin}: "
-            f"materialize sales_history for {origin} first."
+            f"materialize sales_history for {origin} first.",
+            allow_retries=False,
         )
     started = time.perf_counter()
     history = store.read_window(SALES_HISTORY, "week", first, origin)
@@ -112,6 +115,8 @@ def _metadata(store: Lake):
         )
     except LandingDataError as error:
         raise dg.Failure(
-            description=str(error), metadata={"file": error.file, "column": error.column}
+            description=str(error),
+            metadata={"file": error.file, "column": error.column},
+            allow_retries=False,
         ) from error
     return articles, merchants

@@ -15,6 +15,7 @@ from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
 from .metadata import peak_memory_mb, preview, timings
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
+from .retries import STEP_RETRY_POLICY
 
 __all__ = ["DEMAND_FORECAST", "demand_forecast"]
 
@@ -24,6 +25,7 @@ DEMAND_FORECAST = "demand_forecast"
 @dg.asset(
     partitions_def=weekly_partitions,
     deps=[demand_features],
+    retry_policy=STEP_RETRY_POLICY,
     group_name="forecast",
     kinds={"lightgbm", "parquet"},
 )
@@ -91,7 +93,9 @@ def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | N
             frames.append(validate_plan_drop([(f.path, f.frame) for f in files], week))
         except LandingDataError as error:
             raise dg.Failure(
-                description=str(error), metadata={"file": error.file, "column": error.column}
+                description=str(error),
+                metadata={"file": error.file, "column": error.column},
+                allow_retries=False,
             ) from error
     return (pd.concat(frames, ignore_index=True) if frames else None), weeks
 

@@ -15,6 +15,7 @@ from .demand_forecast import DEMAND_FORECAST, demand_forecast
 from .metadata import peak_memory_mb
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
+from .retries import STEP_RETRY_POLICY
 from .sales_history import SALES_HISTORY, sales_history
 
 __all__ = ["FORECAST_ACCURACY", "MAX_SCORED_HORIZON", "forecast_accuracy"]
@@ -37,6 +38,7 @@ _HISTORY_WEEKS = MAX_SCORED_HORIZON + MOVING_AVERAGE_WEEKS
             partition_mapping=dg.TimeWindowPartitionMapping(-MAX_SCORED_HORIZON, -1),
         ),
     ],
+    retry_policy=STEP_RETRY_POLICY,
     group_name="accuracy",
     kinds={"parquet", "pandas"},
 )

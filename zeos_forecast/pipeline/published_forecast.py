@@ -17,6 +17,7 @@ from .demand_forecast import DEMAND_FORECAST, demand_forecast
 from .metadata import preview
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
+from .retries import STEP_RETRY_POLICY
 
 __all__ = ["LATEST_FORECAST", "PUBLISHED_FORECAST", "published_forecast"]
 
@@ -27,6 +28,7 @@ LATEST_FORECAST = "published_forecast_latest"
 @dg.asset(
     partitions_def=weekly_partitions,
     deps=[demand_forecast],
+    retry_policy=STEP_RETRY_POLICY,
     group_name="forecast",
     kinds={"parquet"},
 )
@@ -54,6 +56,7 @@ def published_forecast(
                 "demand_forecast with its checks for this week first."
             ),
             metadata={"checks": "; ".join(unchecked)},
+            allow_retries=False,
         )
     table = pa.Table.from_pandas(forecast, preserve_index=False)
     path = store.write_partition(PUBLISHED_FORECAST, ORIGIN_KEY, origin, table)

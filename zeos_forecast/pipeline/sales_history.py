@@ -11,6 +11,7 @@ from ..core.progress import Progress
 from .metadata import peak_memory_mb, preview
 from .partitions import weekly_partitions, weeks_in_window
 from .resources import LakeResource
+from .retries import STEP_RETRY_POLICY
 
 __all__ = ["SALES_HISTORY", "sales_history"]
 
@@ -20,6 +21,7 @@ SALES_HISTORY = "sales_history"
 @dg.asset(
     partitions_def=weekly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=STEP_RETRY_POLICY,
     group_name="demand",
     kinds={"parquet", "pandas"},
 )
@@ -43,10 +45,12 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             drop = validate_sales_drop([(f.path, f.frame) for f in files], week)
         except LandingDataError as error:
             raise dg.Failure(
-                description=str(error), metadata={"file": error.file, "column": error.column}
+                description=str(error),
+                metadata={"file": error.file, "column": error.column},
+                allow_retries=False,  # the same bytes fail the same way
             ) from error
         except FileNotFoundError as error:
-            raise dg.Failure(description=str(error)) from error
+            raise dg.Failure(description=str(error), allow_retries=False) from error
         last = derive_demand(drop).drop(columns="week")
         store.write_partition(
             SALES_HISTORY, "week", week, pa.Table.from_pandas(last, preserve_index=False)
