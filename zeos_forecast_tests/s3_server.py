@@ -21,11 +21,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
+import dagster as dg
 import pyarrow.fs as pafs
 import s3fs
 from dagster_aws.s3 import S3Resource
@@ -38,6 +40,8 @@ ACCESS_KEY = "AKIAZEOSTESTQ7X4K2M9"
 SECRET_KEY = "zeosFakeSecret/Wq8tLr3Vn5Xb7Zc9Kp2Hj4Df6Gs1"
 REGION = "eu-central-1"
 START_SECONDS = 15.0
+# Anything that would betray the credentials, the secret's slash-free start included.
+LEAKS = (ACCESS_KEY, SECRET_KEY, SECRET_KEY.split("/")[0])
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,27 @@ class S3Server:
             Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
         )
         return name
+
+
+def assert_no_credentials(texts: Iterable[str | bytes], where: str) -> None:
+    for text in texts:
+        data = text if isinstance(text, bytes) else text.encode()
+        for leak in LEAKS:
+            assert leak.encode() not in data, f"a credential appears in {where}"
+
+
+def assert_instance_has_no_credentials(instance: dg.DagsterInstance, run_ids: list[str]) -> None:
+    """Run records, every event of the runs, and every byte the instance stored on disk."""
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        assert_no_credentials([dg.serialize_value(run)], f"run {run_id}")
+        events = instance.all_logs(run_id)
+        assert events
+        assert_no_credentials([dg.serialize_value(e) for e in events], f"events of {run_id}")
+    files = [p for p in Path(instance.root_directory).rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert_no_credentials([path.read_bytes()], str(path))
 
 
 @contextmanager

@@ -11,10 +11,9 @@ import datetime as dt
 import gzip
 import io
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -24,7 +23,15 @@ import pyarrow.parquet as pq
 import pytest
 from core_frames import sales_drop
 from dagster_aws.s3 import S3Resource
-from s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server, moto_s3_server
+from s3_server import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    S3Server,
+    assert_instance_has_no_credentials,
+    assert_no_credentials,
+    moto_s3_server,
+)
 
 from zeos_forecast.core.contract import validate_sales_drop
 from zeos_forecast.datasets.landing import write_landing
@@ -43,8 +50,6 @@ WINDOW = [WEEK - dt.timedelta(weeks=i) for i in reversed(range(HISTORY_WEEKS))]
 ACTIVE_WEEKS = 13
 ASSETS = [sales_history, demand_features, demand_forecast]
 DATASET, KEY = "sales_history", "week"
-# Anything that would betray the credentials, the secret's slash-free start included.
-LEAKS = (ACCESS_KEY, SECRET_KEY, SECRET_KEY.split("/")[0])
 S3_ENV = (
     "ZEOS_S3_ENDPOINT_URL",
     "AWS_REGION",
@@ -81,27 +86,6 @@ def keys(s3_server: S3Server, bucket: str, prefix: str = "") -> list[str]:
 
 def put(s3_server: S3Server, bucket: str, key: str, body: bytes) -> None:
     s3_server.boto3_client().put_object(Bucket=bucket, Key=key, Body=body)
-
-
-def assert_no_credentials(texts: Iterable[str | bytes], where: str) -> None:
-    for text in texts:
-        data = text if isinstance(text, bytes) else text.encode()
-        for leak in LEAKS:
-            assert leak.encode() not in data, f"a credential appears in {where}"
-
-
-def assert_instance_has_no_credentials(instance: dg.DagsterInstance, run_ids: list[str]) -> None:
-    """Run records, every event of the runs, and every byte the instance stored on disk."""
-    for run_id in run_ids:
-        run = instance.get_run_by_id(run_id)
-        assert_no_credentials([dg.serialize_value(run)], f"run {run_id}")
-        events = instance.all_logs(run_id)
-        assert events
-        assert_no_credentials([dg.serialize_value(e) for e in events], f"events of {run_id}")
-    files = [p for p in Path(instance.root_directory).rglob("*") if p.is_file()]
-    assert files
-    for path in files:
-        assert_no_credentials([path.read_bytes()], str(path))
 
 
 @pytest.fixture(scope="module")
