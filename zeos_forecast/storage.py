@@ -74,9 +74,9 @@ def _names_the_store(method: Callable) -> Callable:
         except (OSError, pa.ArrowException) as error:
             if isinstance(error, LakeStoreError) or not _is_store_error(error):
                 raise
-            where = f"endpoint {self.endpoint}" if self.endpoint else "AWS"
+            where = f" (endpoint {self.endpoint})" if self.endpoint else ""
             raise LakeStoreError(
-                f"The S3 store of the lake {self.uri} ({where}) failed a request, after the "
+                f"The S3 store of the lake {self.uri}{where} failed a request, after the "
                 f"client's retries: {error}\nCheck that the endpoint is reachable and answers, "
                 "then run again: every file is replaced atomically, nothing partial was left."
             ) from error
