@@ -25,7 +25,7 @@ from zeos_forecast.storage import LANDING_SALES, SUCCESS_MARKER
 
 WEEK = dt.date(2025, 6, 2)
 NEXT_WEEK = WEEK + dt.timedelta(weeks=1)
-SKUS, WEEKS, HISTORY_WEEKS = 60, 30, 26
+SKUS, WEEKS, HISTORY_WEEKS = 40, 20, 16
 SKU = ["article_id", "merchant_id"]
 # Dataset -> the columns that identify a row within one partition (file).
 KEYS = {
