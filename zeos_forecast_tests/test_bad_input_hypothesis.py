@@ -147,17 +147,15 @@ def corrupted_parquet(draw) -> BrokenDrop:
     data = bytearray(parquet_bytes(frame))
     for _ in range(draw(st.integers(1, 4))):
         data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
-    name = "part-0.parquet"
-    return BrokenDrop("corrupted parquet bytes", {name: bytes(data)}, intact=frame)
+    return BrokenDrop("corrupted parquet bytes", {"part-0.parquet": bytes(data)}, intact=frame)
 
 
 @st.composite
 def wrong_delimiter(draw) -> BrokenDrop:
     text = csv_text(draw(good_frames()), separator=draw(st.sampled_from([";", "\t", "|"])))
     # The header is one column; a row with a comma in it cannot even be split like the header.
-    return BrokenDrop(
-        "CSV with another delimiter", {"sales.csv": text.encode()}, frozenset({"article_id", "*"})
-    )
+    columns = frozenset({"article_id", UNREADABLE})
+    return BrokenDrop("CSV with another delimiter", {"sales.csv": text.encode()}, columns)
 
 
 @st.composite
@@ -167,7 +165,7 @@ def wrong_encoding(draw) -> BrokenDrop:
     frame["article_id"] = [f"{a}-{i}" for i, a in enumerate(frame["article_id"])]
     codec = draw(st.sampled_from(["latin-1", "cp1252", "utf-16", "utf-32"]))
     text = csv_text(frame)
-    if codec in ("latin-1",):
+    if codec == "latin-1":
         text = text.replace("€", "E")  # latin-1 has no euro sign
     return BrokenDrop(
         f"CSV not in UTF-8 ({codec})", {"sales.csv": text.encode(codec)}, frozenset({UNREADABLE})
@@ -181,12 +179,13 @@ def stray_lines(draw) -> BrokenDrop:
     where = draw(st.sampled_from(["title above the header", "total row below", "header repeated"]))
     if where == "title above the header":
         title = draw(st.sampled_from(["Sales export week 23", "sep=,", "# exported by ShopOS"]))
-        text, columns = f"{title}\n{text}", {"article_id", "*"}
+        text, columns = f"{title}\n{text}", {"article_id", UNREADABLE}
     elif where == "total row below":
         text, columns = f"{text}Total,,,123\n", {"merchant_id"}
     else:
         text, columns = f"{text}{header}\n{text.split(chr(10), 1)[1]}", {"week"}
-    return BrokenDrop(f"CSV with a stray line ({where})", {"sales.csv": text.encode()}, columns)
+    data = {"sales.csv": text.encode()}
+    return BrokenDrop(f"CSV with a stray line ({where})", data, frozenset(columns))
 
 
 @st.composite
