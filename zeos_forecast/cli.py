@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .core.settings import ForecastSettings
+from .core.settings import TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
 
 __all__ = ["main"]
@@ -98,10 +98,14 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
             "seed": args.seed,
             "threads": args.threads,
             "n_estimators": args.n_estimators,
+            "point_objective": args.point_objective,
+            "target_transform": args.target_transform,
         }.items()
         if v is not None
     }
     window_config = {} if args.history_weeks is None else {"history_weeks": args.history_weeks}
+    if getattr(args, "censored_as_demand", False):
+        window_config["censored_as_demand"] = True
     return forecast_config, window_config
 
 
@@ -114,8 +118,8 @@ def _partitions_from_lake(root: str) -> None:
     from .pipeline.deployment import open_lake
     from .pipeline.environment import DEFAULT_FIRST_WEEK, FIRST_WEEK_VAR
 
-    if os.environ.get(FIRST_WEEK_VAR):
-        return
+    if os.environ.get(FIRST_WEEK_VAR) or "zeos_forecast.pipeline.partitions" in sys.modules:
+        return  # set by the user, or too late: the launcher then says what to set
     weeks = open_lake(root).sales_drop_weeks()
     if weeks and min(weeks) < dt.date.fromisoformat(DEFAULT_FIRST_WEEK):
         os.environ[FIRST_WEEK_VAR] = min(weeks).isoformat()
@@ -204,6 +208,11 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--horizons", type=_ints, help="horizons to summarize, e.g. 2,3 (default: all)"
     )
+    backtest.add_argument(
+        "--censored-as-demand",
+        action="store_true",
+        help="take stockout-week sales as demand (to compare with stockout-aware training)",
+    )
     _model_options(backtest)
     backtest.set_defaults(command=_backtest)
     return parser
@@ -221,6 +230,14 @@ def _model_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--n-estimators", type=int, help=f"trees per model (default {DEFAULTS.n_estimators})"
+    )
+    command.add_argument(
+        "--point-objective", help=f"LightGBM objective (default {DEFAULTS.point_objective})"
+    )
+    command.add_argument(
+        "--target-transform",
+        choices=TARGET_TRANSFORMS,
+        help=f"default {DEFAULTS.target_transform}",
     )
     command.add_argument("--seed", type=int)
     command.add_argument("--threads", type=int, help="0 = all cores (default)")

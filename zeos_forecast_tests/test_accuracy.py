@@ -90,13 +90,17 @@ def test_pinball_loss_is_scaled_by_the_mean_actual(metrics):
     assert h1["pinball_q90"] == pytest.approx(0.7 / 10)
 
 
-def test_coverage_counts_ties_at_a_quantile_as_half(metrics):
+def test_coverage_is_the_share_at_or_below_and_ties_count_for_calibration(metrics):
     h1, h2 = metrics.loc[("zeos", 1)], metrics.loc[("zeos", 2)]
-    # h1 q10: A above it (0), B ties at 0 (0.5); q90: both below (1, 1).
-    assert (h1["coverage_q10"], h1["coverage_q90"]) == pytest.approx((0.25, 1.0))
-    # h2 q90: A above 9 (0), B ties at 0 (0.5); the interval holds B only.
-    assert (h2["coverage_q90"], h2["interval_coverage"]) == pytest.approx((0.25, 0.5))
-    assert h1["interval_coverage"] == 1.0
+    # h1 q10: A (10) above 8; B (0) ties at 0: below 0, at or below 0.5.
+    assert (h1["below_q10"], h1["coverage_q10"]) == pytest.approx((0.0, 0.5))
+    # 0.1 lies inside [0, 0.5]: a count quantile of 0 with a tie is calibrated.
+    assert h1["calibration_error_q10"] == 0.0
+    # h1 q90: both below (1.0): 0.1 too many.
+    assert (h1["coverage_q90"], h1["calibration_error_q90"]) == pytest.approx((1.0, 0.1))
+    # h2 q90: A above 9, B ties at 0: [0, 0.5] misses 0.9 by 0.4; the interval holds B only.
+    assert h2["calibration_error_q90"] == pytest.approx(0.4)
+    assert (h1["interval_coverage"], h2["interval_coverage"]) == (1.0, 0.5)
 
 
 def test_the_baselines_use_the_history_as_of_each_origin(metrics):

@@ -15,7 +15,8 @@ SALES_HISTORY = dg.AssetKey("sales_history")
 DEMAND_FEATURES = dg.AssetKey("demand_features")
 DEMAND_FORECAST = dg.AssetKey("demand_forecast")
 PUBLISHED_FORECAST = dg.AssetKey("published_forecast")
-ASSETS = (SALES_HISTORY, DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST)
+FORECAST_ACCURACY = dg.AssetKey("forecast_accuracy")
+ASSETS = (SALES_HISTORY, DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY)
 WINDOW_WEEKS = 156
 
 
@@ -29,7 +30,7 @@ def test_definitions_load_and_validate():
     dg.Definitions.validate_loadable(defs)
 
 
-def test_the_code_location_holds_exactly_the_four_weekly_assets(graph):
+def test_the_code_location_holds_exactly_the_five_weekly_assets(graph):
     assert set(graph.get_all_asset_keys()) == set(ASSETS)
 
 
@@ -49,13 +50,14 @@ def test_the_weekly_job_selects_the_whole_graph_on_the_weekly_partitions(graph):
     assert job.partitions_def == graph.get(DEMAND_FORECAST).partitions_def
 
 
-def test_lineage_runs_from_sales_history_to_features_to_forecast(graph):
+def test_lineage_runs_from_sales_history_to_features_to_forecast_to_accuracy(graph):
     assert graph.get(SALES_HISTORY).parent_keys == set()
     assert graph.get(DEMAND_FEATURES).parent_keys == {SALES_HISTORY}
     assert graph.get(DEMAND_FORECAST).parent_keys == {DEMAND_FEATURES}
-    assert graph.get(SALES_HISTORY).child_keys == {DEMAND_FEATURES}
-    assert graph.get(DEMAND_FORECAST).child_keys == {PUBLISHED_FORECAST}
+    assert graph.get(SALES_HISTORY).child_keys == {DEMAND_FEATURES, FORECAST_ACCURACY}
+    assert graph.get(DEMAND_FORECAST).child_keys == {PUBLISHED_FORECAST, FORECAST_ACCURACY}
     assert graph.get(PUBLISHED_FORECAST).parent_keys == {DEMAND_FORECAST}
+    assert graph.get(FORECAST_ACCURACY).parent_keys == {SALES_HISTORY, DEMAND_FORECAST}
 
 
 def test_the_forecast_checks_block_publication_and_sales_history_is_checked(graph):
@@ -79,6 +81,17 @@ def test_features_depend_on_a_156_week_window_of_sales_history(graph):
     keys = sorted(mapped.partitions_subset.get_partition_keys())
     assert len(keys) == WINDOW_WEEKS
     assert (keys[0], keys[-1]) == ("2022-06-13", "2025-06-02")
+
+
+def test_accuracy_of_week_w_depends_on_the_forecasts_of_the_52_weeks_before_it(graph):
+    mapping = graph.get_partition_mapping(FORECAST_ACCURACY, DEMAND_FORECAST)
+    partitions = graph.get(DEMAND_FORECAST).partitions_def
+    mapped = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        partitions.subset_with_partition_keys(["2025-06-02"]), partitions, partitions
+    )
+    keys = sorted(mapped.partitions_subset.get_partition_keys())
+    assert len(keys) == 52
+    assert (keys[0], keys[-1]) == ("2024-06-03", "2025-05-26")
 
 
 def test_forecast_partition_w_depends_on_features_partition_w_only(graph):

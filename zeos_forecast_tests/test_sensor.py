@@ -11,6 +11,7 @@ import pytest
 from zeos_forecast.pipeline.checks import demand_forecast_checks, sales_history_checks
 from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
+from zeos_forecast.pipeline.forecast_accuracy import forecast_accuracy
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
 from zeos_forecast.pipeline.partitions import week_ranges
 from zeos_forecast.pipeline.published_forecast import published_forecast
@@ -21,7 +22,7 @@ from zeos_forecast.storage import Lake
 
 LAST = dt.date(2026, 11, 9)
 WEEKS = 30
-ASSETS = [sales_history, demand_features, demand_forecast, published_forecast]
+ASSETS = [sales_history, demand_features, demand_forecast, published_forecast, forecast_accuracy]
 CHECKS = [sales_history_checks, demand_forecast_checks]
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"

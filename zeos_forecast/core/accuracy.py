@@ -13,11 +13,13 @@ because their sales understate demand):
   (positive = over-forecast). `MAE% + |bias%|` = WAPE + |bias|.
 - Pinball loss of quantile q: mean of max(q (y - f), (q - 1) (y - f)), divided by the mean
   actual so that weeks and datasets of different volume compare.
-- Coverage of quantile q: the share of actuals below the forecast quantile, counting ties as
-  half (the mid-distribution convention). Sales are counts, often zero: a correct quantile of
-  0 has P(y <= 0) well above q, P(y < 0) = 0, and counting the ties half-way is what makes a
-  calibrated forecast score close to q. Interval coverage: the share of actuals inside the
-  outermost quantiles (ends included).
+- Coverage of quantile level q: the share of actuals at or below the forecast quantile,
+  P(y <= f). Sales are counts, often zero, and for a count the true q-quantile f satisfies
+  P(y < f) <= q <= P(y <= f), not P(y <= f) = q: when 40 % of weeks sell nothing, the true
+  10 % quantile is 0 and P(y <= 0) = 0.4. So next to the coverage the share strictly below,
+  P(y < f), is reported, and the calibration error is how far q lies outside
+  [P(y < f), P(y <= f)] (0 when inside; for continuous sales both ends meet and it is simply
+  |coverage - q|). Interval coverage: the share of actuals inside the outermost quantiles.
 
 Baselines, computed from the same sales history as of each origin (units sold, rows that exist):
 - `naive`: the last week's units up to the origin.
@@ -111,7 +113,7 @@ def score_week(
     Returns:
         One row per (`forecast_week`, `horizon`, `model`) with `rows`, `actual_sum`,
         `abs_error_sum`, `error_sum`, `ape_sum`, `ape_rows` and, for our model, `pinball_<q>_sum`,
-        `below_<q>` and `inside_interval`. Empty when nothing can be scored.
+        `below_<q>`, `at_or_below_<q>` and `inside_interval`. Empty when nothing can be scored.
     """
     keys = list(KEY_COLUMNS)
     scored = actuals.loc[actuals["availability"] >= 1.0, [*keys, "units_sold"]]
@@ -146,7 +148,8 @@ def _components(rows: pd.DataFrame, quantile_columns: list[str]) -> pd.DataFrame
         values[f"pinball_{column}_sum"] = np.maximum(
             level * (actual - q), (level - 1) * (actual - q)
         )
-        values[f"below_{column}"] = (actual < q) + 0.5 * (actual == q)
+        values[f"below_{column}"] = (actual < q).astype("float64")
+        values[f"at_or_below_{column}"] = (actual <= q).astype("float64")
     if quantile_columns:
         low = rows[quantile_columns[0]].to_numpy(dtype="float64")
         high = rows[quantile_columns[-1]].to_numpy(dtype="float64")
@@ -160,7 +163,8 @@ def summarize(components: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 
     Returns:
         One row per group: `rows`, `mape`, `wape`, `bias`, `mae_pct_plus_abs_bias` and, where
-        the components have them, `pinball_<q>`, `coverage_<q>` and `interval_coverage`.
+        the components have them, `pinball_<q>`, `coverage_<q>` (P(y <= q)), `below_<q>`
+        (P(y < q)), `calibration_error_<q>` and `interval_coverage`.
         Ratios are fractions (0.25 = 25 %).
     """
     sums = components.groupby(by, sort=True).sum(numeric_only=True, min_count=1)
@@ -175,7 +179,15 @@ def summarize(components: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         name = column.removesuffix("_sum")
         out[name] = sums[column] / actual
     for column in [c for c in sums.columns if c.startswith("below_")]:
-        out[column.replace("below_", "coverage_")] = sums[column] / sums["rows"]
+        name = column.removeprefix("below_")
+        level = float(name[1:]) / 100
+        below = sums[column] / sums["rows"]
+        at_or_below = sums[f"at_or_below_{name}"] / sums["rows"]
+        out[f"coverage_{name}"] = at_or_below
+        out[f"below_{name}"] = below
+        out[f"calibration_error_{name}"] = np.maximum(
+            0.0, np.maximum(below - level, level - at_or_below)
+        )
     if "inside_interval" in sums.columns:
         out["interval_coverage"] = sums["inside_interval"] / sums["rows"]
     return out.reset_index()

@@ -12,6 +12,9 @@ what mlforecast trains on. Rules, in the order they apply:
   smoothed recent demand, so lags and rolling means stay meaningful; such weeks get weight 0 in
   training. Partially stocked weeks whose demand was scaled up get their availability as weight.
 - Prices and extra dynamic columns are carried forward over gaps (and back before the first value).
+- `discount` = 1 - price / regular price, where the regular price is `list_price` or, when the
+  drops have none, the SKU's highest price of the last 13 weeks (`reference_price`): promotions
+  are temporary price cuts, and the cut relative to the usual price is what moves demand.
 - Article and merchant metadata become static categorical features.
 """
 
@@ -30,9 +33,13 @@ __all__ = [
     "build_demand_features",
     "discount",
     "dynamic_columns",
+    "regular_price_column",
     "static_columns",
 ]
 
+# Without a list price, a SKU's highest price of this many recent weeks is its regular price.
+REFERENCE_PRICE_WEEKS = 13
+REFERENCE_PRICE = "reference_price"
 # Weight of the newest observation in the smoothed level used to fill unobserved weeks.
 SMOOTHING = 0.3
 # Columns of the feature frame that are not model inputs (identity, target and bookkeeping).
@@ -58,6 +65,7 @@ def build_demand_features(
     active_weeks: int,
     articles: pd.DataFrame | None = None,
     merchants: pd.DataFrame | None = None,
+    censored_as_demand: bool = False,
 ) -> pd.DataFrame:
     """Builds the training and scoring frame for the window ending at `origin`.
 
@@ -69,6 +77,9 @@ def build_demand_features(
         active_weeks: SKUs with a row in the last `active_weeks` weeks are forecast.
         articles: Article metadata keyed by `article_id` (optional).
         merchants: Merchant metadata keyed by `merchant_id` (optional).
+        censored_as_demand: Take sales in stockout weeks as demand, with full weight, the way a
+            model unaware of stock would. Only for comparison: it teaches the model that demand
+            was low whenever the shelf was empty.
 
     Returns:
         Long frame sorted by `sku`, `week`: `BASE_COLUMNS`, the dynamic columns (prices,
@@ -108,7 +119,9 @@ def build_demand_features(
 
     units = panel(history["units_sold"])
     availability = panel(history["availability"])
-    raw_demand = panel(history["demand"])
+    raw_demand = panel(history["units_sold" if censored_as_demand else "demand"])
+    if censored_as_demand:
+        availability = np.where(has_row, 1.0, availability).astype("float32")
     observed = has_row & ~np.isnan(raw_demand)
     demand = _fill_unobserved(raw_demand, observed, units)
     weight = np.where(observed, np.where(availability >= 1.0, 1.0, availability), 0.0)
@@ -118,8 +131,10 @@ def build_demand_features(
         values = _carry_over_gaps(panel(history[column]))
         if not np.isnan(values).all():
             dynamic[column] = values
-    if "price" in dynamic and "list_price" in dynamic:
-        dynamic["discount"] = discount(dynamic["price"], dynamic["list_price"])
+    if "price" in dynamic:
+        if "list_price" not in dynamic:
+            dynamic[REFERENCE_PRICE] = _rolling_max(dynamic["price"], REFERENCE_PRICE_WEEKS)
+        dynamic["discount"] = discount(dynamic["price"], dynamic[regular_price_column(dynamic)])
 
     rows, cells = np.nonzero(in_span)  # row-major: sorted by SKU, then week
     frame = pd.DataFrame(
@@ -147,6 +162,16 @@ def discount(price: np.ndarray, list_price: np.ndarray) -> np.ndarray:
     """Discount depth `1 - price / list_price`, clipped to 0..1; NaN where a price is unknown."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.clip(1.0 - np.asarray(price) / np.asarray(list_price), 0.0, 1.0)
+
+
+def regular_price_column(columns) -> str:
+    """The price a discount is measured against: `list_price` when given, else the reference."""
+    return "list_price" if "list_price" in columns else REFERENCE_PRICE
+
+
+def _rolling_max(values: np.ndarray, weeks: int) -> np.ndarray:
+    frame = pd.DataFrame(values.T)
+    return frame.rolling(weeks, min_periods=1).max().to_numpy(dtype="float32").T
 
 
 def dynamic_columns(frame: pd.DataFrame) -> list[str]:

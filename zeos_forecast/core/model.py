@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 from mlforecast import MLForecast
 from mlforecast.lag_transforms import ExpandingMean, RollingMean, RollingStd
+from mlforecast.target_transforms import GlobalSklearnTransformer
+from sklearn.preprocessing import FunctionTransformer
 
 from .contract import KEY_COLUMNS
-from .features import discount, dynamic_columns, static_columns
+from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
 from .settings import ForecastSettings
 
@@ -46,6 +48,7 @@ class ForecastResult:
     feature_importance: pd.Series
     lgbm_params: dict[str, Any] = field(default_factory=dict)
     planned_share: dict[str, float] = field(default_factory=dict)
+    calibration: pd.DataFrame | None = None
 
 
 def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
@@ -75,20 +78,78 @@ def train_and_score(
         `forecast` and one `q<percent>` column per quantile: non-negative, quantiles ordered.
     """
     seconds: dict[str, float] = {}
-    started = time.perf_counter()
     origin_ts = pd.Timestamp(origin)
     features = features.loc[features["week"] <= origin_ts]
     dynamic, static = dynamic_columns(features), static_columns(features)
-    train = features[["sku", "week", "demand", "weight", *dynamic, *static]].rename(
-        columns={"sku": "unique_id", "week": "ds", "demand": "y"}
-    )
     active_ids = np.sort(features.loc[features["active"], "sku"].unique())
     if len(active_ids) == 0:
         raise ValueError(
             f"No active SKU at {origin}: no SKU has sales rows in the last "
             f"{settings.active_weeks} weeks of the window."
         )
+    fits = 2 if settings.calibration_weeks else 1
+    n_models = 1 + len(settings.quantiles)
+    trees = Progress("fitting LightGBM", settings.n_estimators * n_models * fits, "trees", report)
+    offsets = None
+    if settings.calibration_weeks:
+        started = time.perf_counter()
+        offsets = _calibration_offsets(
+            features, origin_ts, active_ids, dynamic, static, settings, trees, plans is not None
+        )
+        seconds["calibrate"] = time.perf_counter() - started
     future = future_inputs(features, origin, settings.horizon, dynamic, plans)
+    fitted = _fit_and_score(
+        features, origin_ts, active_ids, future.frame, dynamic, static, settings, trees
+    )
+    seconds |= fitted.seconds
+    started = time.perf_counter()
+    table = _assemble(fitted.scores, features, origin_ts, settings, offsets)
+    seconds["predict"] += time.perf_counter() - started
+    forecaster = fitted.forecaster
+    booster = forecaster.models_[POINT].booster_
+    importance = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
+    importance = (importance / max(importance.sum(), 1e-12)).sort_values(ascending=False)
+    return ForecastResult(
+        table=table,
+        train_rows=fitted.train_rows,
+        skus_trained=int(features["sku"].nunique()),
+        skus_scored=len(active_ids),
+        seconds=seconds,
+        feature_importance=importance.head(TOP_FEATURES),
+        lgbm_params=_lgbm_params(settings),
+        planned_share=future.planned_share,
+        calibration=offsets,
+    )
+
+
+@dataclass
+class _Fitted:
+    scores: pd.DataFrame
+    forecaster: MLForecast
+    train_rows: int
+    seconds: dict[str, float]
+
+
+def _fit_and_score(
+    features: pd.DataFrame,
+    origin: pd.Timestamp,
+    ids: np.ndarray,
+    future: pd.DataFrame,
+    dynamic: list[str],
+    static: list[str],
+    settings: ForecastSettings,
+    trees: Progress,
+    horizon: int | None = None,
+) -> _Fitted:
+    """One MLForecast fit on the rows up to `origin`, scored `horizon` weeks ahead for `ids`.
+
+    Returns raw scores (`unique_id`, `ds`, the point and every quantile, on the demand scale).
+    """
+    horizon = horizon or settings.horizon
+    started = time.perf_counter()
+    train = features.loc[
+        features["week"] <= origin, ["sku", "week", "demand", "weight", *dynamic, *static]
+    ].rename(columns={"sku": "unique_id", "week": "ds", "demand": "y"})
     params = _lgbm_params(settings)
     models = {POINT: lgb.LGBMRegressor(objective=settings.point_objective, **params)}
     models |= {
@@ -107,12 +168,9 @@ def train_and_score(
             ]
         },
         date_features=[week_of_year, "month"],
+        target_transforms=_target_transforms(settings),
         num_threads=params["n_jobs"],
     )
-    seconds["prepare"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    trees = Progress("fitting LightGBM", settings.n_estimators * len(models), "trees", report)
     fit_kwargs = {name: {"callbacks": [lambda _env: trees.advance()]} for name in models}
     forecaster.fit(
         train,
@@ -122,38 +180,79 @@ def train_and_score(
         models_fit_kwargs=fit_kwargs,
         validate_data=False,
     )
-    seconds["fit"] = time.perf_counter() - started
+    seconds = {"fit": time.perf_counter() - started}
     train_rows = len(train)
     del train
 
     started = time.perf_counter()
     quantile_models = {c: forecaster.models_.pop(c) for c in settings.quantile_columns}
-    along_path = _QuantilesAlongPointPath(quantile_models, active_ids)
+    along_path = _QuantilesAlongPointPath(quantile_models, ids, _inverse(settings))
     with warnings.catch_warnings():
         # Young SKUs have no long lags yet: NaN features are expected and LightGBM handles them.
         warnings.filterwarnings("ignore", message="Found null values")
         predictions = forecaster.predict(
-            settings.horizon,
-            X_df=future.frame if dynamic else None,
-            ids=list(active_ids),
+            horizon,
+            X_df=future if dynamic else None,
+            ids=list(ids),
             before_predict_callback=along_path,
         )
-    table = _assemble(predictions, along_path.frame(origin_ts), features, origin_ts, settings)
-    seconds["predict"] = time.perf_counter() - started
-
-    booster = forecaster.models_[POINT].booster_
-    importance = pd.Series(booster.feature_importance("gain"), index=booster.feature_name())
-    importance = (importance / max(importance.sum(), 1e-12)).sort_values(ascending=False)
-    return ForecastResult(
-        table=table,
-        train_rows=train_rows,
-        skus_trained=int(features["sku"].nunique()),
-        skus_scored=len(active_ids),
-        seconds=seconds,
-        feature_importance=importance.head(TOP_FEATURES),
-        lgbm_params=params,
-        planned_share=future.planned_share,
+    scores = predictions.merge(
+        along_path.frame(origin), on=["unique_id", "ds"], how="left", validate="one_to_one"
     )
+    seconds["predict"] = time.perf_counter() - started
+    return _Fitted(scores, forecaster, train_rows, seconds)
+
+
+def _calibration_offsets(
+    features: pd.DataFrame,
+    origin: pd.Timestamp,
+    active_ids: np.ndarray,
+    dynamic: list[str],
+    static: list[str],
+    settings: ForecastSettings,
+    trees: Progress,
+    inputs_known: bool,
+) -> pd.DataFrame | None:
+    """How far each quantile must move to be calibrated, learned on weeks the model did not see.
+
+    The same models are fitted on the window without its last `calibration_weeks` weeks and
+    scored over those weeks, exactly as the real forecast will be (dynamic inputs as they were,
+    when the forecast has plans; carried forward otherwise). Per horizon and quantile level q,
+    the offset is the q-quantile of log1p(actual) - log1p(predicted quantile) over the SKUs in
+    stock (split-conformal calibration on a log scale, so slow and fast sellers both count).
+
+    Returns:
+        Offsets indexed by horizon (1..calibration weeks), one column per quantile; None when the
+        window is too short to hold the calibration weeks back.
+    """
+    weeks = min(settings.calibration_weeks, settings.horizon)
+    cut = origin - pd.Timedelta(weeks=weeks)
+    first_week = features.groupby("sku", observed=True)["week"].min()
+    ids = active_ids[first_week.reindex(active_ids).to_numpy() <= cut]
+    past = features.loc[features["week"] <= cut]
+    if len(ids) == 0 or past["week"].nunique() < max(settings.lags, default=1):
+        return None
+    later = features.loc[(features["week"] > cut) & features["sku"].isin(ids)]
+    if inputs_known:
+        future = later[["sku", "week", *dynamic]].rename(columns={"sku": "unique_id", "week": "ds"})
+    else:
+        known = past.assign(active=past["sku"].isin(ids))
+        future = future_inputs(known, cut.date(), weeks, dynamic).frame
+    fitted = _fit_and_score(past, cut, ids, future, dynamic, static, settings, trees, weeks)
+    truth = later.loc[later["observed"] & (later["availability"] >= 1.0), ["sku", "week", "demand"]]
+    scored = fitted.scores.merge(
+        truth.rename(columns={"sku": "unique_id", "week": "ds"}), on=["unique_id", "ds"]
+    )
+    if scored.empty:
+        return None
+    horizon = (scored["ds"] - cut).dt.days // 7
+    actual = np.log1p(scored["demand"].to_numpy(dtype="float64"))
+    offsets = {}
+    for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True):
+        predicted = np.log1p(np.clip(scored[column].to_numpy(dtype="float64"), 0.0, None))
+        errors = pd.Series(actual - predicted)
+        offsets[column] = errors.groupby(horizon.to_numpy()).quantile(level)
+    return pd.DataFrame(offsets).reindex(range(1, weeks + 1)).ffill().bfill()
 
 
 @dataclass
@@ -199,9 +298,10 @@ def future_inputs(
             has_plan = ~np.isnan(values)
             future[column] = np.where(has_plan, values, future[column].to_numpy(dtype="float32"))
             planned_share[column] = round(float(has_plan.mean()), 4) if len(values) else 0.0
-        if "discount" in dynamic and {"price", "list_price"} <= set(dynamic):
-            future["discount"] = discount(future["price"], future["list_price"]).astype("float32")
-            planned_share["discount"] = max(planned_share["price"], planned_share["list_price"])
+        regular = regular_price_column(dynamic)
+        if "discount" in dynamic and {"price", regular} <= set(dynamic):
+            future["discount"] = discount(future["price"], future[regular]).astype("float32")
+            planned_share["discount"] = max(planned_share["price"], planned_share[regular])
     return FutureInputs(future.rename(columns={"sku": "unique_id"}), planned_share)
 
 
@@ -212,9 +312,10 @@ class _QuantilesAlongPointPath:
     given to `predict`; its index is positional, not the series id, so the ids are kept here.
     """
 
-    def __init__(self, models: dict[str, Any], ids: np.ndarray):
+    def __init__(self, models: dict[str, Any], ids: np.ndarray, inverse=None):
         self.models = models
         self.ids = ids
+        self.inverse = inverse  # back from the models' target scale (mlforecast does the point's)
         self.steps: list[pd.DataFrame] = []
 
     def __call__(self, step_features: pd.DataFrame) -> pd.DataFrame:
@@ -223,6 +324,8 @@ class _QuantilesAlongPointPath:
                 f"expected features for {len(self.ids)} series, got {len(step_features)}"
             )
         scores = {name: model.predict(step_features) for name, model in self.models.items()}
+        if self.inverse is not None:
+            scores = {name: self.inverse(values) for name, values in scores.items()}
         self.steps.append(pd.DataFrame(scores))
         return step_features
 
@@ -236,29 +339,44 @@ class _QuantilesAlongPointPath:
 
 
 def _assemble(
-    point: pd.DataFrame,
-    quantiles: pd.DataFrame,
+    scores: pd.DataFrame,
     features: pd.DataFrame,
     origin: pd.Timestamp,
     settings: ForecastSettings,
+    offsets: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    table = point.merge(quantiles, on=["unique_id", "ds"], how="left", validate="one_to_one")
     columns = [POINT, *settings.quantile_columns]
-    values = np.clip(table[columns].to_numpy(dtype="float64"), 0.0, None)
+    values = np.clip(scores[columns].to_numpy(dtype="float64"), 0.0, None)
+    horizon = ((scores["ds"] - origin).dt.days // 7).to_numpy()
+    if offsets is not None:
+        # Horizons past the calibration weeks take the offsets of the last calibrated one.
+        steps = np.minimum(horizon, offsets.index.max())
+        shift = offsets.loc[steps, settings.quantile_columns].to_numpy(dtype="float64")
+        values[:, 1:] = np.clip(np.expm1(np.log1p(values[:, 1:]) + shift), 0.0, None)
     values[:, 1:] = np.sort(values[:, 1:], axis=1)  # quantile models can cross; order them
     keys = features.drop_duplicates("sku").set_index("sku")[["article_id", "merchant_id"]]
-    ids = keys.reindex(table["unique_id"].to_numpy())
+    ids = keys.reindex(scores["unique_id"].to_numpy())
     out = pd.DataFrame(
         {
             "article_id": ids["article_id"].astype(str).to_numpy(),
             "merchant_id": ids["merchant_id"].astype(str).to_numpy(),
-            "week": table["ds"].dt.date.to_numpy(),
-            "horizon": ((table["ds"] - origin).dt.days // 7).astype("int16").to_numpy(),
+            "week": scores["ds"].dt.date.to_numpy(),
+            "horizon": horizon.astype("int16"),
         }
     )
     for i, column in enumerate(columns):
         out[column] = values[:, i].astype("float32")
     return out.sort_values(["article_id", "merchant_id", "horizon"], ignore_index=True)
+
+
+def _target_transforms(settings: ForecastSettings) -> list | None:
+    if settings.target_transform == "log1p":
+        return [GlobalSklearnTransformer(FunctionTransformer(np.log1p, np.expm1))]
+    return None
+
+
+def _inverse(settings: ForecastSettings):
+    return np.expm1 if settings.target_transform == "log1p" else None
 
 
 def _lgbm_params(settings: ForecastSettings) -> dict[str, Any]:

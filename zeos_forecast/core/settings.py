@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["ForecastSettings", "quantile_column"]
+__all__ = ["TARGET_TRANSFORMS", "ForecastSettings", "quantile_column"]
+
+TARGET_TRANSFORMS = ("none", "log1p")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,12 @@ class ForecastSettings:
         lags: Target lags (in weeks) used as features.
         rolling_windows: Windows of rolling means (and a rolling std) of last week's demand.
         point_objective: LightGBM objective of the point forecast (`tweedie` suits sparse counts).
+        target_transform: `none`, or `log1p`: the models learn log(1 + demand), which evens out
+            the scale between slow and fast sellers; forecasts are transformed back.
+        calibration_weeks: Hold back this many latest weeks, fit the models without them and
+            shift each quantile so that it covers those weeks as often as its level says
+            (split-conformal, per horizon, on a log scale); then fit on the whole window.
+            Costs a second fit; 0 turns it off.
         n_estimators: Trees per LightGBM model.
         learning_rate: LightGBM learning rate.
         num_leaves: Leaves per tree.
@@ -37,6 +45,8 @@ class ForecastSettings:
     lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
     rolling_windows: tuple[int, ...] = (4, 13)
     point_objective: str = "tweedie"
+    target_transform: str = "none"
+    calibration_weeks: int = 0
     n_estimators: int = 100
     learning_rate: float = 0.1
     num_leaves: int = 63
@@ -59,6 +69,13 @@ class ForecastSettings:
             problems.append(f"lags must be >= 1, got {self.lags}")
         if any(w < 2 for w in self.rolling_windows):
             problems.append(f"rolling_windows must be >= 2, got {self.rolling_windows}")
+        if self.target_transform not in TARGET_TRANSFORMS:
+            problems.append(
+                f"target_transform must be one of {TARGET_TRANSFORMS}, "
+                f"got {self.target_transform!r}"
+            )
+        if self.calibration_weeks < 0:
+            problems.append(f"calibration_weeks must be >= 0, got {self.calibration_weeks}")
         if self.active_weeks < 1:
             problems.append(f"active_weeks must be >= 1, got {self.active_weeks}")
         if problems:

@@ -45,7 +45,9 @@ class BacktestResult:
         ours = self.by_horizon.loc[self.by_horizon["model"] == OURS]
         ours_overall = self.overall.loc[self.overall["model"] == OURS].assign(horizon="all")
         quantile_metrics = [
-            c for c in self.overall.columns if c.startswith(("coverage_", "interval_", "pinball_"))
+            c
+            for c in self.overall.columns
+            if c.startswith(("coverage_", "below_", "calibration_error_", "interval_", "pinball_"))
         ]
         return "\n".join(
             [
@@ -59,8 +61,9 @@ class BacktestResult:
                 "All horizons:",
                 _markdown(self.overall, ["model", "rows", *POINT_METRICS]),
                 "",
-                "Our quantiles (coverage = share of actuals below the quantile, ties half; "
-                "pinball loss / mean actual):",
+                "Our quantiles: coverage = P(actual <= quantile), below = P(actual < quantile), "
+                "calibration error = distance of the level from [below, coverage]; "
+                "pinball loss / mean actual:",
                 _markdown(pd.concat([ours, ours_overall]), ["horizon", *quantile_metrics]),
             ]
         )

@@ -25,6 +25,11 @@ class WindowConfig(dg.Config):
         ge=1,
         description="A SKU with a sales row in this many latest weeks is forecast.",
     )
+    censored_as_demand: bool = Field(
+        False,
+        description="Take sales in stockout weeks as demand (for comparison backtests only; "
+        "by default stockout weeks are unobserved demand and carry no training weight).",
+    )
 
 
 class ForecastConfig(dg.Config):
@@ -38,6 +43,13 @@ class ForecastConfig(dg.Config):
     )
     point_objective: str = Field(
         DEFAULTS.point_objective, description="LightGBM objective of the point forecast."
+    )
+    target_transform: str = Field(
+        DEFAULTS.target_transform, description="`none` or `log1p` (models learn log(1 + demand))."
+    )
+    calibration_weeks: int = Field(
+        DEFAULTS.calibration_weeks,
+        description="Latest weeks held back to calibrate the quantiles (0 = off).",
     )
     n_estimators: int = Field(DEFAULTS.n_estimators, description="Trees per LightGBM model.")
     learning_rate: float = Field(DEFAULTS.learning_rate, description="LightGBM learning rate.")

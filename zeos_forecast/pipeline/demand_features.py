@@ -66,6 +66,7 @@ def demand_features(
         config.active_weeks,
         articles=articles,
         merchants=merchants,
+        censored_as_demand=config.censored_as_demand,
     )
     del history
     unknown = {

@@ -124,7 +124,8 @@ def _headline(overall: pd.DataFrame) -> dict[str, float]:
             value = overall.loc[model, metric] if model in overall.index else float("nan")
             values[f"{metric}_{model}"] = round(float(value), 4)
     ours = overall.loc[OURS]
-    for column in [c for c in overall.columns if "coverage" in c or c.startswith("pinball")]:
+    quantile_metrics = ("coverage_", "below_", "calibration_error_", "interval_", "pinball_")
+    for column in [c for c in overall.columns if c.startswith(quantile_metrics)]:
         values[f"{column}_{OURS}"] = round(float(ours[column]), 4)
     return values
 

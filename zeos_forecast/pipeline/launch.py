@@ -20,7 +20,6 @@ from ..storage import LANDING_SALES, Lake
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
-from .environment import first_week
 from .forecast_accuracy import FORECAST_ACCURACY
 from .jobs import WEEKLY_FORECAST
 from .partitions import (
@@ -187,7 +186,8 @@ def _refuse_misnamed_drops(weeks: list[dt.date]) -> None:
 
 def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[dt.date]) -> None:
     """Weeks outside the partitions get a message saying what to change, not an invariant error."""
-    first_partition = first_week()
+    # The partitions were defined when the definitions were imported: that start is what counts.
+    first_partition = dt.date.fromisoformat(weekly_partitions.get_first_partition_key() or "")
     last_partition = dt.date.fromisoformat(
         weekly_partitions.get_last_partition_key() or "1970-01-05"
     )
