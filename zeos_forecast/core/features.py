@@ -8,6 +8,8 @@ what mlforecast trains on. Rules, in the order they apply:
   `active_weeks` weeks) run to the origin week; the others stop at their last row.
 - A week without a row inside that span is a gap: demand there is *unobserved*, exactly like a
   full stockout.
+- Leading zeros (rows without sales before the SKU's first sale in the window) are unobserved too:
+  the SKU was most likely not on sale yet. A SKU that never sold in the window keeps its zeros.
 - Unobserved demand (gaps, and stockouts below half a week in stock) is filled from the SKU's own
   smoothed recent demand, so lags and rolling means stay meaningful; such weeks get weight 0 in
   training. Partially stocked weeks whose demand was scaled up get their availability as weight.
@@ -122,7 +124,7 @@ def build_demand_features(
     raw_demand = panel(history["units_sold" if censored_as_demand else "demand"])
     if censored_as_demand:
         availability = np.where(has_row, 1.0, availability).astype("float32")
-    observed = has_row & ~np.isnan(raw_demand)
+    observed = has_row & ~np.isnan(raw_demand) & ~_leading_zeros(units, has_row)
     demand = _fill_unobserved(raw_demand, observed, units)
     weight = np.where(observed, np.where(availability >= 1.0, 1.0, availability), 0.0)
 
@@ -195,6 +197,17 @@ def _sku_codes(history: pd.DataFrame) -> tuple[pd.MultiIndex, np.ndarray]:
     keys = pd.MultiIndex.from_frame(history[list(KEY_COLUMNS)].astype(str))
     unique = keys.unique().sort_values()
     return unique, unique.get_indexer(keys)
+
+
+def _leading_zeros(units: np.ndarray, has_row: np.ndarray) -> np.ndarray:
+    """Rows without sales before a SKU's first sale in the window (never for a SKU that never sold).
+
+    A SKU that sells nothing until some week was most likely not on sale yet: those zeros say
+    nothing about demand. A SKU that sold nothing in the whole window keeps its zeros as demand.
+    """
+    sold = has_row & (np.nan_to_num(units) > 0)
+    first_sale = np.where(sold.any(axis=1), np.argmax(sold, axis=1), 0)
+    return has_row & (np.arange(units.shape[1]) < first_sale[:, None])
 
 
 def _fill_unobserved(raw: np.ndarray, observed: np.ndarray, units: np.ndarray) -> np.ndarray:
