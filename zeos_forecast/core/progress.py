@@ -49,8 +49,9 @@ class Progress:
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
         remaining = (self.total - self.done) / rate if rate > 0 else float("inf")
+        # Slow steps (a backtest origin takes seconds) read better per minute than as "0/s".
+        speed = f"{rate:,.0f} {self.unit}/s" if rate >= 1 else f"{rate * 60:,.1f} {self.unit}/min"
         self.report(
             f"{self.step}: {self.done:,}/{self.total:,} {self.unit} "
-            f"({self.done / self.total:.0%}, {rate:,.0f} {self.unit}/s, "
-            f"ETA {remaining:,.0f} s)"
+            f"({self.done / self.total:.0%}, {speed}, ETA {remaining:,.0f} s)"
         )
