@@ -81,6 +81,8 @@ def active_keys(features: pd.DataFrame) -> set[tuple[str, str]]:
         ("lags", (1, 0)),
         ("rolling_windows", (1,)),
         ("active_weeks", 0),
+        ("calibration_weeks", -1),
+        ("target_transform", "log"),
     ],
 )
 def test_an_invalid_setting_raises_a_value_error_naming_the_field(field, value):
@@ -276,3 +278,40 @@ def test_a_window_without_any_active_sku_raises_a_value_error():
 
     with pytest.raises(ValueError, match="No active SKU"):
         train_and_score(frame, ORIGIN, SETTINGS)
+
+
+def test_calibration_offsets_come_per_horizon_and_quantile(result):
+    offsets = result.calibration
+
+    assert list(offsets.index) == list(range(1, SETTINGS.calibration_weeks + 1))
+    assert list(offsets.columns) == SETTINGS.quantile_columns
+    assert np.isfinite(offsets.to_numpy()).all()
+    assert result.seconds["calibrate"] > 0
+
+
+def test_without_calibration_weeks_the_quantiles_are_the_models_own(features):
+    plain = ForecastSettings(
+        n_estimators=20, history_weeks=HISTORY_WEEKS, threads=1, calibration_weeks=0, horizon=3
+    )
+
+    result = train_and_score(features, ORIGIN, plain)
+
+    assert result.calibration is None
+    assert "calibrate" not in result.seconds
+
+
+def test_the_untransformed_mean_model_still_gives_ordered_non_negative_quantiles(features):
+    mean = ForecastSettings(
+        n_estimators=20,
+        history_weeks=HISTORY_WEEKS,
+        threads=1,
+        horizon=3,
+        point_objective="tweedie",
+        target_transform="none",
+    )
+
+    table = train_and_score(features, ORIGIN, mean).table
+
+    values = table[["q10", "q50", "q90"]].to_numpy()
+    assert (values >= 0).all() and (np.diff(values, axis=1) >= 0).all()
+    assert table["forecast"].ge(0).all()
