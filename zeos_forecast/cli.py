@@ -100,6 +100,10 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
             "n_estimators": args.n_estimators,
             "point_objective": args.point_objective,
             "target_transform": args.target_transform,
+            "calibration_weeks": args.calibration_weeks,
+            "learning_rate": args.learning_rate,
+            "lags": args.lags,
+            "rolling_windows": args.rolling_windows,
         }.items()
         if v is not None
     }
@@ -238,6 +242,21 @@ def _model_options(command: argparse.ArgumentParser) -> None:
         "--target-transform",
         choices=TARGET_TRANSFORMS,
         help=f"default {DEFAULTS.target_transform}",
+    )
+    command.add_argument(
+        "--calibration-weeks",
+        type=int,
+        help=f"weeks held back to calibrate the quantiles, 0 = off "
+        f"(default {DEFAULTS.calibration_weeks})",
+    )
+    command.add_argument("--learning-rate", type=float, help=f"default {DEFAULTS.learning_rate}")
+    command.add_argument(
+        "--lags", type=_ints, help=f"target lags (default {','.join(map(str, DEFAULTS.lags))})"
+    )
+    command.add_argument(
+        "--rolling-windows",
+        type=_ints,
+        help=f"rolling-mean windows (default {','.join(map(str, DEFAULTS.rolling_windows))})",
     )
     command.add_argument("--seed", type=int)
     command.add_argument("--threads", type=int, help="0 = all cores (default)")
