@@ -315,3 +315,33 @@ def test_the_untransformed_mean_model_still_gives_ordered_non_negative_quantiles
     values = table[["q10", "q50", "q90"]].to_numpy()
     assert (values >= 0).all() and (np.diff(values, axis=1) >= 0).all()
     assert table["forecast"].ge(0).all()
+
+
+@pytest.mark.parametrize(
+    ("zero_share", "transform", "objective"),
+    [
+        (0.0, "log1p", "l2"),
+        (0.23, "log1p", "l2"),
+        (0.25, "none", "tweedie"),
+        (0.9, "none", "tweedie"),
+    ],
+)
+def test_auto_learns_the_log_of_demand_unless_it_is_intermittent(zero_share, transform, objective):
+    resolved = ForecastSettings().resolved(zero_share)
+
+    assert (resolved.target_transform, resolved.point_objective) == (transform, objective)
+
+
+def test_explicit_choices_are_kept_whatever_the_data():
+    chosen = ForecastSettings(target_transform="log1p", point_objective="poisson").resolved(0.9)
+
+    assert (chosen.target_transform, chosen.point_objective) == ("log1p", "poisson")
+
+
+def test_the_result_says_which_target_auto_chose_for_the_window(result, features):
+    observed = features.loc[features["weight"] > 0, "demand"]
+
+    assert result.zero_share == pytest.approx(float((observed <= 0).mean()))
+    expected = "none" if result.zero_share >= 1 - 1 / 1.32 else "log1p"
+    assert result.target_transform == expected
+    assert result.point_objective == {"none": "tweedie", "log1p": "l2"}[expected]

@@ -49,6 +49,9 @@ class ForecastResult:
     lgbm_params: dict[str, Any] = field(default_factory=dict)
     planned_share: dict[str, float] = field(default_factory=dict)
     calibration: pd.DataFrame | None = None
+    zero_share: float = 0.0
+    target_transform: str = ""
+    point_objective: str = ""
 
 
 def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
@@ -87,6 +90,9 @@ def train_and_score(
             f"No active SKU at {origin}: no SKU has sales rows in the last "
             f"{settings.active_weeks} weeks of the window."
         )
+    observed = features.loc[features["weight"] > 0, "demand"]
+    zero_share = float((observed <= 0).mean()) if len(observed) else 0.0
+    settings = settings.resolved(zero_share)
     fits = 2 if settings.calibration_weeks else 1
     n_models = 1 + len(settings.quantiles)
     trees = Progress("fitting LightGBM", settings.n_estimators * n_models * fits, "trees", report)
@@ -119,6 +125,9 @@ def train_and_score(
         lgbm_params=_lgbm_params(settings),
         planned_share=future.planned_share,
         calibration=offsets,
+        zero_share=zero_share,
+        target_transform=settings.target_transform,
+        point_objective=settings.point_objective,
     )
 
 

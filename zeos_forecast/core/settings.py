@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-__all__ = ["TARGET_TRANSFORMS", "ForecastSettings", "quantile_column"]
+__all__ = [
+    "AUTO",
+    "INTERMITTENT_ZERO_SHARE",
+    "TARGET_TRANSFORMS",
+    "ForecastSettings",
+    "quantile_column",
+]
 
-TARGET_TRANSFORMS = ("none", "log1p")
+TARGET_TRANSFORMS = ("auto", "none", "log1p")
+AUTO = "auto"
+# Syntetos-Boylan: a series is intermittent when the mean interval between demands exceeds 1.32
+# weeks, i.e. when more than 1 - 1/1.32 = 24 % of its weeks have no demand.
+INTERMITTENT_ZERO_SHARE = 1 - 1 / 1.32
 
 
 @dataclass(frozen=True)
@@ -22,12 +32,15 @@ class ForecastSettings:
             older SKUs still teach the model but get no forecast (they are discontinued).
         lags: Target lags (in weeks) used as features.
         rolling_windows: Windows of rolling means (and a rolling std) of last week's demand.
-        point_objective: LightGBM objective of the point forecast. With the default log1p
-            target, `l2` makes the point forecast the typical week (about the median), which
-            minimizes relative errors (MAPE); for a mean forecast whose totals add up (bias
-            near 0), use `tweedie` with `target_transform="none"`. Chosen by backtest: README.
-        target_transform: `none`, or `log1p`: the models learn log(1 + demand), which evens out
-            the scale between slow and fast sellers; forecasts are transformed back.
+        target_transform: What the models learn. `log1p`: log(1 + demand), which puts slow and
+            fast sellers on one scale and makes the point forecast the typical week (about the
+            median: low relative errors, MAPE, but biased low against the mean). `none`: demand
+            itself. `auto` (default): `log1p` when the window's demand is not intermittent (fewer
+            than 24 % of observed weeks without demand, the Syntetos-Boylan bound ADI < 1.32),
+            else `none`, since the back-transformed log of a mostly-zero series collapses
+            towards 0. Chosen by backtest: README.
+        point_objective: LightGBM objective of the point forecast; `auto` (default) is `l2` on
+            the log1p scale and `tweedie` (a mean for sparse counts) on demand itself.
         calibration_weeks: Hold back this many latest weeks, fit the models without them and
             shift each quantile so that it covers those weeks as often as its level says
             (split-conformal, per horizon, on a log scale); then fit on the whole window.
@@ -47,8 +60,8 @@ class ForecastSettings:
     active_weeks: int = 13
     lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
     rolling_windows: tuple[int, ...] = (4, 13)
-    point_objective: str = "l2"
-    target_transform: str = "log1p"
+    target_transform: str = "auto"
+    point_objective: str = "auto"
     calibration_weeks: int = 8
     n_estimators: int = 100
     learning_rate: float = 0.1
@@ -88,6 +101,17 @@ class ForecastSettings:
     @property
     def quantile_columns(self) -> list[str]:
         return [quantile_column(q) for q in self.quantiles]
+
+    def resolved(self, zero_share: float) -> ForecastSettings:
+        """These settings with `auto` choices made for data whose observed weeks are
+        `zero_share` without demand."""
+        transform = self.target_transform
+        if transform == AUTO:
+            transform = "none" if zero_share >= INTERMITTENT_ZERO_SHARE else "log1p"
+        objective = self.point_objective
+        if objective == AUTO:
+            objective = "l2" if transform == "log1p" else "tweedie"
+        return replace(self, target_transform=transform, point_objective=objective)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

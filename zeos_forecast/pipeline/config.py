@@ -42,10 +42,13 @@ class ForecastConfig(dg.Config):
         list(DEFAULTS.rolling_windows), description="Rolling-mean windows over last week's demand."
     )
     point_objective: str = Field(
-        DEFAULTS.point_objective, description="LightGBM objective of the point forecast."
+        DEFAULTS.point_objective,
+        description="LightGBM objective of the point forecast (`auto`: l2 on log1p, else tweedie).",
     )
     target_transform: str = Field(
-        DEFAULTS.target_transform, description="`none` or `log1p` (models learn log(1 + demand))."
+        DEFAULTS.target_transform,
+        description="`auto`, `log1p` (models learn log(1 + demand)) or `none`; `auto` takes log1p "
+        "unless demand is intermittent (24 % or more zero weeks).",
     )
     calibration_weeks: int = Field(
         DEFAULTS.calibration_weeks,

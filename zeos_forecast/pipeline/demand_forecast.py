@@ -66,6 +66,8 @@ def demand_forecast(
             "horizon": settings.horizon,
             "quantiles": ", ".join(settings.quantile_columns),
             "mean_weekly_forecast": round(float(table["forecast"].sum() / settings.horizon), 1),
+            "target": f"{result.target_transform}, point objective {result.point_objective} "
+            f"({result.zero_share:.0%} of observed weeks without demand)",
             "plan_weeks": f"{len(plan_weeks)} of {settings.horizon}",
             "future_inputs": dg.MetadataValue.md(_future_inputs_note(result.planned_share)),
             **timings(seconds),
