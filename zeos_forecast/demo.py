@@ -93,6 +93,7 @@ def summary(
             else ""
         ),
         f"Training rows             {forecast.get('train_rows', 0):,}",
+        f"Model target              {forecast.get('target', '')}",
         f"Forecast rows             {len(table):,}",
         "Seconds per stage:",
         *(f"  {name:<34}{value:8.1f}" for name, value in stages if value is not None),
