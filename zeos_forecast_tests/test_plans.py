@@ -162,3 +162,63 @@ def test_a_planned_promotion_with_a_price_cut_raises_the_dominicks_forecast(oran
     assert lifted.loc[others, "forecast"].sum() == pytest.approx(
         base.loc[others, "forecast"].sum(), rel=1e-9
     )
+
+
+# ---- plans through the weekly run ----
+
+RUN_WEEK = dt.date(2025, 6, 2)
+
+
+@pytest.fixture(scope="module")
+def landing(landing_factory):
+    return landing_factory(120, 64, RUN_WEEK, seed=5)
+
+
+def write_plans(root, weeks: range, **values) -> None:
+    """Plan drops for `weeks` weeks after RUN_WEEK: every SKU of the last drop, `values` set."""
+    from zeos_forecast.storage import LANDING_PLANS, Lake
+
+    lake = Lake(str(root))
+    last = lake.read_sales_drop(RUN_WEEK)[0].frame[["article_id", "merchant_id"]]
+    for h in weeks:
+        week = RUN_WEEK + dt.timedelta(weeks=h)
+        lake.write_landing_drop(week, last.assign(week=week, **values), folder=LANDING_PLANS)
+
+
+def test_a_weekly_run_uses_the_plans_of_its_horizon_and_says_so(
+    landing, lake_copy, instance, fast_forecast, fast_window
+):
+    from zeos_forecast.pipeline import launch
+
+    root = lake_copy(landing)
+    write_plans(root, range(1, 4), price=1.0, promo=1)
+    write_plans(root, range(20, 21), price=1.0)  # beyond the horizon: not read
+
+    outcome = launch.forecast_week(
+        RUN_WEEK, str(root), instance, fast_forecast, fast_window, report=None
+    )
+
+    metadata = outcome.metadata["demand_forecast"]
+    assert metadata["plan_weeks"] == f"3 of {fast_forecast['horizon']}"
+    shares = {
+        row.split("|")[1].strip(): row.split("|")[2].strip()
+        for row in metadata["future_inputs"].splitlines()[2:]
+    }
+    assert shares["price"] == shares["promo"] == f"{3 / fast_forecast['horizon']:.1%}"
+
+
+def test_a_plan_that_breaks_the_contract_fails_the_run_naming_the_file(
+    landing, lake_copy, instance, fast_forecast, fast_window
+):
+    from zeos_forecast.pipeline import launch
+
+    root = lake_copy(landing)
+    write_plans(root, range(1, 2), price=-5.0)
+
+    with pytest.raises(launch.RunFailed) as failed:
+        launch.forecast_week(RUN_WEEK, str(root), instance, fast_forecast, fast_window, report=None)
+
+    message = str(failed.value)
+    assert "landing/plans/week=2025-06-09/part-0.parquet" in message
+    assert "'price'" in message and "must be > 0" in message
+    assert not (root / "demand_forecast").exists()
