@@ -15,7 +15,7 @@ from .config import WindowConfig
 from .metadata import peak_memory_mb, preview
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
-from .retries import STEP_RETRY_POLICY
+from .retries import STEP_RETRY_POLICY, landing_failure
 from .sales_history import SALES_HISTORY, sales_history
 
 __all__ = ["DEMAND_FEATURES", "demand_features"]
@@ -115,9 +115,5 @@ def _metadata(store: Lake):
             [(f.path, f.frame) for f in store.read_metadata(LANDING_MERCHANTS)], "merchant_id"
         )
     except LandingDataError as error:
-        raise dg.Failure(
-            description=str(error),
-            metadata={"file": error.file, "column": error.column},
-            allow_retries=False,
-        ) from error
+        raise landing_failure(error) from error
     return articles, merchants

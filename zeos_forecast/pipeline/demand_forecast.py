@@ -15,7 +15,7 @@ from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
 from .metadata import peak_memory_mb, preview, timings
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
-from .retries import STEP_RETRY_POLICY
+from .retries import STEP_RETRY_POLICY, landing_failure
 
 __all__ = ["DEMAND_FORECAST", "demand_forecast"]
 
@@ -94,11 +94,7 @@ def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | N
             files = store.read_plan_drop(week)
             frames.append(validate_plan_drop([(f.path, f.frame) for f in files], week))
         except LandingDataError as error:
-            raise dg.Failure(
-                description=str(error),
-                metadata={"file": error.file, "column": error.column},
-                allow_retries=False,
-            ) from error
+            raise landing_failure(error) from error
     return (pd.concat(frames, ignore_index=True) if frames else None), weeks
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-__all__ = ["STEP_RETRY_POLICY"]
+from ..core.contract import LandingDataError
+
+__all__ = ["STEP_RETRY_POLICY", "landing_failure"]
 
 STEP_RETRIES = 3
 # Dagster waits (2^n - 1) x this before retry n, ± this: about 1, 3 and 7 s, some 11 s of
@@ -25,3 +27,13 @@ STEP_RETRY_POLICY = dg.RetryPolicy(
     backoff=dg.Backoff.EXPONENTIAL,
     jitter=dg.Jitter.PLUS_MINUS,
 )
+
+
+def landing_failure(error: LandingDataError) -> dg.Failure:
+    """The step's failure for landing data that breaks the contract: no retry, the same bytes
+    fail the same way. Its metadata names the file and the column."""
+    return dg.Failure(
+        description=str(error),
+        metadata={"file": error.file, "column": error.column},
+        allow_retries=False,
+    )

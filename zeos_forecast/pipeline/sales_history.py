@@ -11,7 +11,7 @@ from ..core.progress import Progress
 from .metadata import peak_memory_mb, preview
 from .partitions import weekly_partitions, weeks_in_window
 from .resources import LakeResource
-from .retries import STEP_RETRY_POLICY
+from .retries import STEP_RETRY_POLICY, landing_failure
 
 __all__ = ["SALES_HISTORY", "sales_history"]
 
@@ -44,11 +44,7 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             files = store.read_sales_drop(week)
             drop = validate_sales_drop([(f.path, f.frame) for f in files], week)
         except LandingDataError as error:
-            raise dg.Failure(
-                description=str(error),
-                metadata={"file": error.file, "column": error.column},
-                allow_retries=False,  # the same bytes fail the same way
-            ) from error
+            raise landing_failure(error) from error
         except FileNotFoundError as error:
             raise dg.Failure(description=str(error), allow_retries=False) from error
         last = derive_demand(drop).drop(columns="week")
