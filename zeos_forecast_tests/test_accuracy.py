@@ -175,3 +175,31 @@ def test_summaries_over_any_split_of_skus_equal_the_summary_of_all(actual, noise
     perfect = summarize(score_week(actuals, exact, history, QUANTILES), ["model"])
     wape = perfect.set_index("model").loc["zeos", "wape"]
     assert wape == 0.0 if sum(actual) > 0 else np.isnan(wape)
+
+
+def test_skus_out_of_stock_in_the_13_weeks_before_the_origin_form_their_own_segment():
+    actuals = pd.DataFrame(
+        {"article_id": ["A", "B"], "merchant_id": "M", "units_sold": 4.0, "availability": 1.0}
+    )
+    forecasts = pd.DataFrame([forecast_row("A", 1, 4, 3, 4, 5), forecast_row("B", 1, 2, 1, 2, 3)])
+    history = pd.DataFrame(
+        {
+            "article_id": ["A", "B", "B"],
+            "merchant_id": "M",
+            "week": [weeks_before(1), weeks_before(1), weeks_before(20)],
+            "units_sold": [4.0, 0.0, 0.0],
+            "availability": [1.0, 0.0, 0.0],  # B sold nothing: it was out of stock
+        }
+    )
+
+    components = score_week(actuals, forecasts, history, QUANTILES)
+
+    ours = summarize(components.loc[components["model"] == "zeos"], ["recent_stockout"])
+    by_segment = ours.set_index("recent_stockout")
+    assert by_segment.loc[True, "rows"] == 1 and by_segment.loc[False, "rows"] == 1
+    assert by_segment.loc[True, "bias"] == pytest.approx(-0.5)  # B: 2 forecast, 4 sold
+    assert by_segment.loc[False, "bias"] == 0.0
+
+
+def test_without_availability_in_the_history_no_sku_is_flagged(components):
+    assert not components["recent_stockout"].any()

@@ -41,6 +41,7 @@ __all__ = [
     "BASELINES",
     "MOVING_AVERAGE_WEEKS",
     "OURS",
+    "RECENT_STOCKOUT_WEEKS",
     "SEASON_WEEKS",
     "baseline_forecasts",
     "score_week",
@@ -52,7 +53,9 @@ BASELINES = ("naive", "seasonal_naive", "moving_average")
 MOVING_AVERAGE_WEEKS = 13
 SEASON_WEEKS = 52
 POINT = "forecast"
-GROUP = ["forecast_week", "horizon", "model"]
+# Stockouts this recent before the origin make a SKU's history censored: scored as a segment.
+RECENT_STOCKOUT_WEEKS = 13
+GROUP = ["forecast_week", "horizon", "model", "recent_stockout"]
 
 
 def baseline_forecasts(
@@ -106,12 +109,13 @@ def score_week(
         actuals: `sales_history` rows of the week: keys, `units_sold`, `availability`.
         forecasts: Forecast rows for that week from any number of origins: keys,
             `forecast_week`, `horizon`, `forecast` and the quantile columns.
-        history: Sales rows (keys, `week`, `units_sold`) before the week, reaching back far
-            enough for the baselines of the earliest origin.
+        history: Sales rows (keys, `week`, `units_sold`, optionally `availability`) before the
+            week, reaching back far enough for the baselines of the earliest origin.
         quantile_columns: The forecast's quantile columns (`q10`, ...), lowest first.
 
     Returns:
-        One row per (`forecast_week`, `horizon`, `model`) with `rows`, `actual_sum`,
+        One row per (`forecast_week`, `horizon`, `model`, `recent_stockout`: whether the SKU was
+        out of stock in any of the 13 weeks up to the origin) with `rows`, `actual_sum`,
         `abs_error_sum`, `error_sum`, `ape_sum`, `ape_rows` and, for our model, `pinball_<q>_sum`,
         `below_<q>`, `at_or_below_<q>` and `inside_interval`. Empty when nothing can be scored.
     """
@@ -120,6 +124,7 @@ def score_week(
     rows = forecasts.merge(scored.rename(columns={"units_sold": "actual"}), on=keys)
     if rows.empty:
         return pd.DataFrame(columns=GROUP)
+    rows["recent_stockout"] = _recent_stockouts(history, rows)
     parts = [_components(rows.assign(model=OURS), quantile_columns)]
     for origin, group in rows.groupby("forecast_week", sort=True):
         base = baseline_forecasts(history, origin, group[[*keys, "week"]])
@@ -128,6 +133,24 @@ def score_week(
             parts.append(_components(point.drop(columns=quantile_columns), []))
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(GROUP, ignore_index=True)
+
+
+def _recent_stockouts(history: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Per row: was the SKU out of stock in any of the 13 weeks up to the row's origin?"""
+    if "availability" not in history.columns:
+        return np.zeros(len(rows), dtype=bool)
+    keys = list(KEY_COLUMNS)
+    out = history.loc[history["availability"] < 1.0, [*keys, "week"]]
+    out = out.assign(week=pd.to_datetime(out["week"]))
+    pairs = rows[[*keys, "forecast_week"]].drop_duplicates()
+    joined = pairs.merge(out, on=keys)
+    origin = pd.to_datetime(joined["forecast_week"])
+    recent = (joined["week"] <= origin) & (
+        joined["week"] > origin - pd.Timedelta(weeks=RECENT_STOCKOUT_WEEKS)
+    )
+    flagged = joined.loc[recent, [*keys, "forecast_week"]].drop_duplicates().assign(flag=True)
+    merged = rows[[*keys, "forecast_week"]].merge(flagged, how="left", on=[*keys, "forecast_week"])
+    return merged["flag"].fillna(False).to_numpy(dtype=bool)
 
 
 def _components(rows: pd.DataFrame, quantile_columns: list[str]) -> pd.DataFrame:

@@ -38,6 +38,7 @@ class BacktestResult:
     by_horizon: pd.DataFrame
     overall: pd.DataFrame
     seconds_per_origin: list[float]
+    by_recent_stockout: pd.DataFrame | None = None
 
     def as_text(self) -> str:
         """Point metrics per horizon and overall for every model, then our quantiles."""
@@ -60,6 +61,7 @@ class BacktestResult:
                 "",
                 "All horizons:",
                 _markdown(self.overall, ["model", "rows", *POINT_METRICS]),
+                *self._stockout_lines(),
                 "",
                 "Our quantiles: coverage = P(actual <= quantile), below = P(actual < quantile), "
                 "calibration error = distance of the level from [below, coverage]; "
@@ -67,6 +69,16 @@ class BacktestResult:
                 _markdown(pd.concat([ours, ours_overall]), ["horizon", *quantile_metrics]),
             ]
         )
+
+    def _stockout_lines(self) -> list[str]:
+        segments = self.by_recent_stockout
+        if segments is None or not segments["recent_stockout"].any():
+            return []
+        return [
+            "",
+            "All horizons, by whether the SKU was out of stock in the 13 weeks up to the origin:",
+            _markdown(segments, ["recent_stockout", "model", "rows", *POINT_METRICS]),
+        ]
 
 
 def backtest_origins(first: dt.date, last: dt.date, every: int) -> list[dt.date]:
@@ -138,6 +150,7 @@ def run_backtest(
         by_horizon=summarize(components, ["horizon", "model"]),
         overall=summarize(components, ["model"]),
         seconds_per_origin=seconds,
+        by_recent_stockout=summarize(components, ["recent_stockout", "model"]),
     )
 
 

@@ -77,7 +77,7 @@ def forecast_accuracy(
         "week",
         week - dt.timedelta(weeks=_HISTORY_WEEKS),
         last_origin,
-        columns=[*KEY_COLUMNS, "week", "units_sold"],
+        columns=[*KEY_COLUMNS, "week", "units_sold", "availability"],
     )
     quantiles = sorted(
         (c for c in forecasts.columns if _is_quantile(c)), key=lambda c: float(c[1:])
