@@ -178,17 +178,20 @@ def test_summaries_over_any_split_of_skus_equal_the_summary_of_all(actual, noise
 
 
 def test_skus_out_of_stock_in_the_13_weeks_before_the_origin_form_their_own_segment():
+    skus = ["A", "B", "C", "D"]
     actuals = pd.DataFrame(
-        {"article_id": ["A", "B"], "merchant_id": "M", "units_sold": 4.0, "availability": 1.0}
+        {"article_id": skus, "merchant_id": "M", "units_sold": 4.0, "availability": 1.0}
     )
-    forecasts = pd.DataFrame([forecast_row("A", 1, 4, 3, 4, 5), forecast_row("B", 1, 2, 1, 2, 3)])
+    forecasts = pd.DataFrame([forecast_row(s, 1, 2 if s == "B" else 4, 1, 2, 5) for s in skus])
     history = pd.DataFrame(
         {
-            "article_id": ["A", "B", "B"],
+            "article_id": ["A", "B", "C", "D"],
             "merchant_id": "M",
-            "week": [weeks_before(1), weeks_before(1), weeks_before(20)],
-            "units_sold": [4.0, 0.0, 0.0],
-            "availability": [1.0, 0.0, 0.0],  # B sold nothing: it was out of stock
+            # B: out of stock 13 weeks before W-1 (inside); C: 14 weeks before (outside);
+            # D: out of stock in W itself, after the origin W-1.
+            "week": [weeks_before(1), weeks_before(13), weeks_before(14), WEEK],
+            "units_sold": [4.0, 0.0, 0.0, 0.0],
+            "availability": [1.0, 0.0, 0.0, 0.0],
         }
     )
 
@@ -196,9 +199,34 @@ def test_skus_out_of_stock_in_the_13_weeks_before_the_origin_form_their_own_segm
 
     ours = summarize(components.loc[components["model"] == "zeos"], ["recent_stockout"])
     by_segment = ours.set_index("recent_stockout")
-    assert by_segment.loc[True, "rows"] == 1 and by_segment.loc[False, "rows"] == 1
+    assert by_segment.loc[True, "rows"] == 1 and by_segment.loc[False, "rows"] == 3
     assert by_segment.loc[True, "bias"] == pytest.approx(-0.5)  # B: 2 forecast, 4 sold
     assert by_segment.loc[False, "bias"] == 0.0
+
+
+def test_a_baseline_without_any_history_is_left_out_not_scored_as_perfect():
+    actuals = pd.DataFrame(
+        {"article_id": ["A"], "merchant_id": "M", "units_sold": [4.0], "availability": [1.0]}
+    )
+    forecasts = pd.DataFrame([forecast_row("A", 1, 3, 1, 3, 5)])
+    history = pd.DataFrame(columns=["article_id", "merchant_id", "week", "units_sold"])
+
+    metrics = summarize(score_week(actuals, forecasts, history, QUANTILES), ["model"])
+
+    assert metrics["model"].tolist() == ["zeos"]
+
+
+def test_nothing_to_score_summarizes_to_an_empty_table():
+    empty = score_week(
+        pd.DataFrame(columns=["article_id", "merchant_id", "units_sold", "availability"]),
+        pd.DataFrame([forecast_row("A", 1, 3, 1, 3, 5)]),
+        pd.DataFrame(columns=["article_id", "merchant_id", "week", "units_sold"]),
+        QUANTILES,
+    )
+
+    summary = summarize(empty, ["model", "horizon"])
+
+    assert summary.empty and {"model", "horizon", "rows", "wape"} <= set(summary.columns)
 
 
 def test_without_availability_in_the_history_no_sku_is_flagged(components):

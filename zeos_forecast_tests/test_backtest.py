@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import shutil
 
 import dagster as dg
-import pandas as pd
 import pytest
 
 from zeos_forecast.cli import main
@@ -36,8 +36,6 @@ def landing(landing_factory):
 def backtest(landing, tmp_path_factory, fast_forecast, fast_window):
     """Two origins two weeks apart, three weeks ahead: every covered week has sales."""
     root = tmp_path_factory.mktemp("backtest") / "lake"
-    import shutil
-
     shutil.copytree(landing, root)
     with dg.instance_for_test() as instance:
         result = run_backtest(
@@ -122,7 +120,7 @@ def test_accuracy_of_a_week_without_sales_yet_says_so_and_succeeds(landing, lake
     root = lake_copy(landing)
     week = weeks_after(LAST_WEEK, -1)
 
-    metadata = launch.score_week(week, str(root), instance)
+    metadata = launch.materialize_accuracy(week, str(root), instance)
 
     assert metadata["scored_forecasts"] == 0
     assert "No actuals" in metadata["status"]
@@ -194,7 +192,3 @@ def test_a_backtest_whose_weeks_have_no_sales_yet_fails_with_a_clear_message(
 
     assert code == 1
     assert "nothing to score" in capsys.readouterr().err
-
-
-def frame_rows(frame: pd.DataFrame) -> int:
-    return len(frame)

@@ -41,8 +41,10 @@ __all__ = [
     "BASELINES",
     "MOVING_AVERAGE_WEEKS",
     "OURS",
+    "QUANTILE_METRIC_PREFIXES",
     "RECENT_STOCKOUT_WEEKS",
     "SEASON_WEEKS",
+    "SUMMARY_METRICS",
     "baseline_forecasts",
     "score_week",
     "summarize",
@@ -56,6 +58,9 @@ POINT = "forecast"
 # Stockouts this recent before the origin make a SKU's history censored: scored as a segment.
 RECENT_STOCKOUT_WEEKS = 13
 GROUP = ["forecast_week", "horizon", "model", "recent_stockout"]
+SUMMARY_METRICS = ["mape", "wape", "bias", "mae_pct_plus_abs_bias"]
+# Column prefixes of the quantile metrics in a summary.
+QUANTILE_METRIC_PREFIXES = ("coverage_", "below_", "calibration_error_", "interval_", "pinball_")
 
 
 def baseline_forecasts(
@@ -150,10 +155,13 @@ def _recent_stockouts(history: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     )
     flagged = joined.loc[recent, [*keys, "forecast_week"]].drop_duplicates().assign(flag=True)
     merged = rows[[*keys, "forecast_week"]].merge(flagged, how="left", on=[*keys, "forecast_week"])
-    return merged["flag"].fillna(False).to_numpy(dtype=bool)
+    return merged["flag"].eq(True).to_numpy(dtype=bool)
 
 
 def _components(rows: pd.DataFrame, quantile_columns: list[str]) -> pd.DataFrame:
+    rows = rows.loc[rows[POINT].notna()]  # a model without a forecast is not scored on the row
+    if rows.empty:
+        return pd.DataFrame(columns=GROUP)
     actual = rows["actual"].to_numpy(dtype="float64")
     error = rows[POINT].to_numpy(dtype="float64") - actual
     positive = actual > 0
@@ -190,6 +198,8 @@ def summarize(components: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         (P(y < q)), `calibration_error_<q>` and `interval_coverage`.
         Ratios are fractions (0.25 = 25 %).
     """
+    if components.empty or "rows" not in components.columns:
+        return pd.DataFrame(columns=[*by, "rows", *SUMMARY_METRICS])
     sums = components.groupby(by, sort=True).sum(numeric_only=True, min_count=1)
     out = pd.DataFrame(index=sums.index)
     out["rows"] = sums["rows"].astype("int64")

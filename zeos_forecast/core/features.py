@@ -11,8 +11,9 @@ what mlforecast trains on. Rules, in the order they apply:
 - Leading zeros (rows without sales before the SKU's first sale in the window) are unobserved too:
   the SKU was most likely not on sale yet. A SKU that never sold in the window keeps its zeros.
 - Unobserved demand (gaps, and stockouts below half a week in stock) is filled from the SKU's own
-  smoothed recent demand, so lags and rolling means stay meaningful; such weeks get weight 0 in
-  training. Partially stocked weeks whose demand was scaled up get their availability as weight.
+  smoothed demand of the weeks before (what it sold, before its first observed week), so lags and
+  rolling means stay meaningful; such weeks get weight 0 in training. Partially stocked weeks
+  whose demand was scaled up get their availability as weight.
 - Prices and extra dynamic columns are carried forward over gaps (and back before the first value).
 - `discount` = 1 - price / regular price, where the regular price is `list_price` or, when the
   drops have none, the SKU's highest price of the last 13 weeks (`reference_price`): promotions
@@ -211,25 +212,23 @@ def _leading_zeros(units: np.ndarray, has_row: np.ndarray) -> np.ndarray:
 
 
 def _fill_unobserved(raw: np.ndarray, observed: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """Fills unobserved weeks with the SKU's smoothed level of observed demand.
+    """Fills unobserved weeks with the SKU's smoothed level of observed demand so far.
 
-    Before a SKU's first observation its first observed value stands in; a SKU never observed
-    falls back to what it sold. A censored week's demand is never below its sales.
+    Weeks before a SKU's first observation take what it sold (0 for leading zeros): only the past
+    may fill a week, or the lags of the first observed week would hold its own target. A censored
+    week's demand is never below its sales.
     """
     filled = np.where(observed, raw, np.nan).astype("float32")
     level = np.full(raw.shape[0], np.nan, dtype="float32")
-    first_seen = np.full(raw.shape[0], np.nan, dtype="float32")
     for t in range(raw.shape[1]):
         seen = observed[:, t]
         value = raw[:, t]
-        first_seen = np.where(np.isnan(first_seen) & seen, value, first_seen)
         level = np.where(
             seen,
             np.where(np.isnan(level), value, SMOOTHING * value + (1 - SMOOTHING) * level),
             level,
         )
         filled[:, t] = np.where(seen, value, level)
-    filled = np.where(np.isnan(filled), first_seen[:, None], filled)
     filled = np.where(np.isnan(filled), np.nan_to_num(units), filled)
     return np.fmax(filled, np.nan_to_num(units)).astype("float32")
 

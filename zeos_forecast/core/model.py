@@ -32,6 +32,8 @@ from .settings import ForecastSettings
 __all__ = ["ForecastResult", "FutureInputs", "future_inputs", "train_and_score", "week_of_year"]
 
 POINT = "forecast"
+# The calibration fit needs some history before the held-back weeks.
+MIN_CALIBRATION_HISTORY_WEEKS = 13
 FREQ = "W-MON"
 TOP_FEATURES = 10
 
@@ -96,14 +98,18 @@ def train_and_score(
     fits = 2 if settings.calibration_weeks else 1
     n_models = 1 + len(settings.quantiles)
     trees = Progress("fitting LightGBM", settings.n_estimators * n_models * fits, "trees", report)
+    future = future_inputs(features, origin, settings.horizon, dynamic, plans)
     offsets = None
     if settings.calibration_weeks:
         started = time.perf_counter()
+        # An input counts as planned when plans cover most of the horizon's SKU-weeks.
+        planned = [c for c, share in future.planned_share.items() if share >= 0.5]
         offsets = _calibration_offsets(
-            features, origin_ts, active_ids, dynamic, static, settings, trees, plans is not None
+            features, origin_ts, active_ids, dynamic, static, settings, trees, planned
         )
         seconds["calibrate"] = time.perf_counter() - started
-    future = future_inputs(features, origin, settings.horizon, dynamic, plans)
+        if offsets is None:  # too little history before the held-back weeks: one fit only
+            trees.total -= settings.n_estimators * n_models
     fitted = _fit_and_score(
         features, origin_ts, active_ids, future.frame, dynamic, static, settings, trees
     )
@@ -220,15 +226,16 @@ def _calibration_offsets(
     static: list[str],
     settings: ForecastSettings,
     trees: Progress,
-    inputs_known: bool,
+    planned: list[str],
 ) -> pd.DataFrame | None:
     """How far each quantile must move to be calibrated, learned on weeks the model did not see.
 
     The same models are fitted on the window without its last `calibration_weeks` weeks and
-    scored over those weeks, exactly as the real forecast will be (dynamic inputs as they were,
-    when the forecast has plans; carried forward otherwise). Per horizon and quantile level q,
-    the offset is the q-quantile of log1p(actual) - log1p(predicted quantile) over the SKUs in
-    stock (split-conformal calibration on a log scale, so slow and fast sellers both count).
+    scored over those weeks, exactly as the real forecast will be: the inputs the forecast takes
+    from plans (`planned`) as they were, the others carried forward. Per horizon and quantile
+    level q, the offset is the q-quantile of log1p(actual) - log1p(predicted quantile) over the
+    SKUs in stock (split-conformal calibration on a log scale, so slow and fast sellers both
+    count).
 
     Returns:
         Offsets indexed by horizon (1..calibration weeks), one column per quantile; None when the
@@ -236,17 +243,23 @@ def _calibration_offsets(
     """
     weeks = min(settings.calibration_weeks, settings.horizon)
     cut = origin - pd.Timedelta(weeks=weeks)
-    first_week = features.groupby("sku", observed=True)["week"].min()
-    ids = active_ids[first_week.reindex(active_ids).to_numpy() <= cut]
+    # SKUs observed by the cut: a later first sale would leak into the fill of earlier weeks.
+    first_observed = features.loc[features["observed"]].groupby("sku", observed=True)["week"].min()
+    ids = active_ids[(first_observed.reindex(active_ids) <= cut).to_numpy()]
     past = features.loc[features["week"] <= cut]
-    if len(ids) == 0 or past["week"].nunique() < max(settings.lags, default=1):
+    if len(ids) == 0 or past["week"].nunique() < MIN_CALIBRATION_HISTORY_WEEKS:
         return None
     later = features.loc[(features["week"] > cut) & features["sku"].isin(ids)]
-    if inputs_known:
-        future = later[["sku", "week", *dynamic]].rename(columns={"sku": "unique_id", "week": "ds"})
-    else:
-        known = past.assign(active=past["sku"].isin(ids))
-        future = future_inputs(known, cut.date(), weeks, dynamic).frame
+    known = past.assign(active=past["sku"].isin(ids))
+    future = future_inputs(known, cut.date(), weeks, dynamic).frame
+    # Inputs the real forecast takes from plans are known in the held-back weeks too.
+    realised = later[["sku", "week", *planned]].rename(columns={"sku": "unique_id", "week": "ds"})
+    if planned:
+        future = future.drop(columns=planned).merge(realised, on=["unique_id", "ds"], how="left")
+        regular = regular_price_column(dynamic)
+        if "discount" in dynamic and {"price", regular} <= set(dynamic):
+            future["discount"] = discount(future["price"], future[regular]).astype("float32")
+        future = future[["unique_id", "ds", *dynamic]]
     fitted = _fit_and_score(past, cut, ids, future, dynamic, static, settings, trees, weeks)
     truth = later.loc[later["observed"] & (later["availability"] >= 1.0), ["sku", "week", "demand"]]
     scored = fitted.scores.merge(

@@ -16,17 +16,15 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from ..core.accuracy import OURS, summarize
+from ..core.accuracy import OURS, QUANTILE_METRIC_PREFIXES, SUMMARY_METRICS, summarize
 from ..core.progress import Progress, Report
 from ..core.settings import ForecastSettings
 from .demand_features import ORIGIN_KEY
 from .deployment import open_lake
 from .forecast_accuracy import FORECAST_ACCURACY
-from .launch import RunFailed, forecast_week, score_week, validate_history
+from .launch import RunFailed, forecast_week, materialize_accuracy, validate_history
 
 __all__ = ["BacktestResult", "backtest_origins", "run_backtest"]
-
-POINT_METRICS = ["mape", "wape", "bias", "mae_pct_plus_abs_bias"]
 
 
 @dataclass
@@ -46,9 +44,7 @@ class BacktestResult:
         ours = self.by_horizon.loc[self.by_horizon["model"] == OURS]
         ours_overall = self.overall.loc[self.overall["model"] == OURS].assign(horizon="all")
         quantile_metrics = [
-            c
-            for c in self.overall.columns
-            if c.startswith(("coverage_", "below_", "calibration_error_", "interval_", "pinball_"))
+            c for c in self.overall.columns if c.startswith(QUANTILE_METRIC_PREFIXES)
         ]
         return "\n".join(
             [
@@ -57,10 +53,10 @@ class BacktestResult:
                 f"({seconds / len(self.origins):.1f} s each: features, train and score).",
                 "",
                 "Point forecasts per horizon (fractions; bias > 0 = over-forecast):",
-                _markdown(self.by_horizon, ["horizon", "model", "rows", *POINT_METRICS]),
+                _markdown(self.by_horizon, ["horizon", "model", "rows", *SUMMARY_METRICS]),
                 "",
                 "All horizons:",
-                _markdown(self.overall, ["model", "rows", *POINT_METRICS]),
+                _markdown(self.overall, ["model", "rows", *SUMMARY_METRICS]),
                 *self._stockout_lines(),
                 "",
                 "Our quantiles: coverage = P(actual <= quantile), below = P(actual < quantile), "
@@ -77,7 +73,7 @@ class BacktestResult:
         return [
             "",
             "All horizons, by whether the SKU was out of stock in the 13 weeks up to the origin:",
-            _markdown(segments, ["recent_stockout", "model", "rows", *POINT_METRICS]),
+            _markdown(segments, ["recent_stockout", "model", "rows", *SUMMARY_METRICS]),
         ]
 
 
@@ -139,11 +135,20 @@ def run_backtest(
     validate_history(lake, lake_root, scored[-1], horizon, instance, report)
     for week in scored:
         if week not in origins:  # an origin's own run has scored it already
-            score_week(week, lake_root, instance)
+            materialize_accuracy(week, lake_root, instance)
     components = lake.read_window(FORECAST_ACCURACY, "week", scored[0], scored[-1])
-    components = components.loc[components[ORIGIN_KEY].isin(origins)]
-    if horizons:
-        components = components.loc[components["horizon"].isin(horizons)]
+    # Only this backtest's forecasts: its origins, horizons and covered weeks (a partition may
+    # hold rows of an earlier backtest with a longer horizon).
+    components = components.loc[
+        components[ORIGIN_KEY].isin(origins)
+        & components["week"].isin(scored)
+        & components["horizon"].isin(horizons or range(1, horizon + 1))
+    ]
+    if components.empty:
+        raise RunFailed(
+            f"Nothing to score for origins {first} .. {last} and horizons "
+            f"{horizons or f'1..{horizon}'}: no forecast row met a fully stocked sales row."
+        )
     return BacktestResult(
         origins=origins,
         scored_weeks=scored,

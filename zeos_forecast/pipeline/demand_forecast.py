@@ -68,6 +68,7 @@ def demand_forecast(
             "mean_weekly_forecast": round(float(table["forecast"].sum() / settings.horizon), 1),
             "target": f"{result.target_transform}, point objective {result.point_objective} "
             f"({result.zero_share:.0%} of observed weeks without demand)",
+            "calibration": dg.MetadataValue.md(_calibration_note(result, settings)),
             "plan_weeks": f"{len(plan_weeks)} of {settings.horizon}",
             "future_inputs": dg.MetadataValue.md(_future_inputs_note(result.planned_share)),
             **timings(seconds),
@@ -106,3 +107,19 @@ def _future_inputs_note(planned_share: dict[str, float]) -> str:
         f"| {column} | {share:.1%} | {1 - share:.1%} |" for column, share in planned_share.items()
     ]
     return "\n".join(lines)
+
+
+def _calibration_note(result, settings) -> str:
+    if not settings.calibration_weeks:
+        return "Off (`calibration_weeks: 0`): the quantile models' own quantiles."
+    if result.calibration is None:
+        return (
+            "Off for this week: the window holds too little history before the "
+            f"{settings.calibration_weeks} held-back weeks."
+        )
+    shifts = result.calibration.rename_axis("horizon")
+    return (
+        "Quantiles shifted on the log1p scale by these offsets, learned on the "
+        f"{len(shifts)} latest weeks held back (split-conformal):\n\n"
+        + shifts.to_markdown(floatfmt=".3f")
+    )

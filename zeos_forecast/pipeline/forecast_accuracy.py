@@ -7,7 +7,15 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
-from ..core.accuracy import BASELINES, MOVING_AVERAGE_WEEKS, OURS, score_week, summarize
+from ..core.accuracy import (
+    BASELINES,
+    MOVING_AVERAGE_WEEKS,
+    OURS,
+    QUANTILE_METRIC_PREFIXES,
+    RECENT_STOCKOUT_WEEKS,
+    score_week,
+    summarize,
+)
 from ..core.contract import KEY_COLUMNS
 from ..core.settings import quantile_column
 from .demand_features import ORIGIN_KEY
@@ -24,7 +32,7 @@ FORECAST_ACCURACY = "forecast_accuracy"
 # Forecasts made up to this many weeks before a week are scored on it.
 MAX_SCORED_HORIZON = 52
 # Sales history the baselines need: the seasonal week and the moving average of the oldest origin.
-_HISTORY_WEEKS = MAX_SCORED_HORIZON + MOVING_AVERAGE_WEEKS
+_HISTORY_WEEKS = MAX_SCORED_HORIZON + max(MOVING_AVERAGE_WEEKS, RECENT_STOCKOUT_WEEKS)
 
 
 @dg.asset(
@@ -83,6 +91,13 @@ def forecast_accuracy(
         (c for c in forecasts.columns if _is_quantile(c)), key=lambda c: float(c[1:])
     )
     components = score_week(actuals, forecasts, history, quantiles)
+    if components.empty:
+        message = (
+            f"The forecasts of {week} could not be scored: none of their SKUs was fully in stock "
+            "with a sales row that week."
+        )
+        context.log.info(message)
+        return dg.MaterializeResult(metadata={"status": message, "scored_forecasts": 0})
     store.write_partition(
         FORECAST_ACCURACY, "week", week, pa.Table.from_pandas(components, preserve_index=False)
     )
@@ -124,8 +139,7 @@ def _headline(overall: pd.DataFrame) -> dict[str, float]:
             value = overall.loc[model, metric] if model in overall.index else float("nan")
             values[f"{metric}_{model}"] = round(float(value), 4)
     ours = overall.loc[OURS]
-    quantile_metrics = ("coverage_", "below_", "calibration_error_", "interval_", "pinball_")
-    for column in [c for c in overall.columns if c.startswith(quantile_metrics)]:
+    for column in [c for c in overall.columns if c.startswith(QUANTILE_METRIC_PREFIXES)]:
         values[f"{column}_{OURS}"] = round(float(ours[column]), 4)
     return values
 

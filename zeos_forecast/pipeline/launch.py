@@ -38,7 +38,7 @@ __all__ = [
     "dagster_instance",
     "forecast_week",
     "history_runs_needed",
-    "score_week",
+    "materialize_accuracy",
     "validate_history",
 ]
 
@@ -116,7 +116,9 @@ def forecast_week(
     return outcome
 
 
-def score_week(week: dt.date, lake_root: str, instance: dg.DagsterInstance) -> dict[str, Any]:
+def materialize_accuracy(
+    week: dt.date, lake_root: str, instance: dg.DagsterInstance
+) -> dict[str, Any]:
     """Materializes `forecast_accuracy` for `week` alone; returns its metadata."""
     _, metadata = _execute(
         instance, [FORECAST_ACCURACY], {PARTITION_TAG: week.isoformat()}, lake_root, {}
