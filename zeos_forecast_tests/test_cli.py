@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,8 @@ from zeos_forecast.demo import latest_complete_week
 WEEK = dt.date(2025, 6, 2)
 SKUS, WEEKS = 150, 60
 HORIZON = 4
-CONSOLE_SCRIPT = Path("/work/main/.venv/bin/zeos-forecast")
+# The console script of the environment running the tests (a clone's own .venv in CI).
+CONSOLE_SCRIPT = Path(sys.executable).with_name("zeos-forecast")
 FORECAST_FLAGS = ["--n-estimators", "15", "--history-weeks", "60", "--horizon", str(HORIZON)]
 
 
