@@ -87,7 +87,7 @@ def webserver(tmp_path_factory):
         stop(process)
 
 
-def test_the_ui_shows_the_lineage_from_sales_history_to_the_forecast(webserver):
+def test_the_ui_shows_the_lineage_from_sales_history_to_the_forecast_and_its_accuracy(webserver):
     nodes = {
         "/".join(n["assetKey"]["path"]): n for n in _graphql(webserver, ASSETS_QUERY)["assetNodes"]
     }
@@ -95,12 +95,14 @@ def test_the_ui_shows_the_lineage_from_sales_history_to_the_forecast(webserver):
     assert set(nodes) >= {"sales_history", "demand_features", "demand_forecast"}
     assert nodes["demand_features"]["dependencyKeys"] == [{"path": ["sales_history"]}]
     assert nodes["demand_forecast"]["dependencyKeys"] == [{"path": ["demand_features"]}]
+    accuracy_inputs = {p["path"][0] for p in nodes["forecast_accuracy"]["dependencyKeys"]}
+    assert accuracy_inputs == {"sales_history", "demand_forecast"}
 
 
 def test_every_asset_in_the_ui_has_a_description_a_group_kinds_and_weekly_partitions(webserver):
     for node in _graphql(webserver, ASSETS_QUERY)["assetNodes"]:
         assert node["description"], node["assetKey"]
-        assert node["groupName"] in {"demand", "forecast"}
+        assert node["groupName"] in {"demand", "forecast", "accuracy"}
         assert node["kinds"], node["assetKey"]
         assert node["isPartitioned"], node["assetKey"]
 
