@@ -256,9 +256,7 @@ def _calibration_offsets(
     realised = later[["sku", "week", *planned]].rename(columns={"sku": "unique_id", "week": "ds"})
     if planned:
         future = future.drop(columns=planned).merge(realised, on=["unique_id", "ds"], how="left")
-        regular = regular_price_column(dynamic)
-        if "discount" in dynamic and {"price", regular} <= set(dynamic):
-            future["discount"] = discount(future["price"], future[regular]).astype("float32")
+        _follow_prices(future, dynamic)
         future = future[["unique_id", "ds", *dynamic]]
     fitted = _fit_and_score(past, cut, ids, future, dynamic, static, settings, trees, weeks)
     truth = later.loc[later["observed"] & (later["availability"] >= 1.0), ["sku", "week", "demand"]]
@@ -320,11 +318,19 @@ def future_inputs(
             has_plan = ~np.isnan(values)
             future[column] = np.where(has_plan, values, future[column].to_numpy(dtype="float32"))
             planned_share[column] = round(float(has_plan.mean()), 4) if len(values) else 0.0
-        regular = regular_price_column(dynamic)
-        if "discount" in dynamic and {"price", regular} <= set(dynamic):
-            future["discount"] = discount(future["price"], future[regular]).astype("float32")
+        regular = _follow_prices(future, dynamic)
+        if regular:
             planned_share["discount"] = max(planned_share["price"], planned_share[regular])
     return FutureInputs(future.rename(columns={"sku": "unique_id"}), planned_share)
+
+
+def _follow_prices(future: pd.DataFrame, dynamic: list[str]) -> str | None:
+    """Recomputes `discount` from the (planned) prices in place; returns the regular price used."""
+    regular = regular_price_column(dynamic)
+    if "discount" not in dynamic or not {"price", regular} <= set(dynamic):
+        return None
+    future["discount"] = discount(future["price"], future[regular]).astype("float32")
+    return regular
 
 
 class _QuantilesAlongPointPath:

@@ -121,7 +121,9 @@ def run_backtest(
     seconds = []
     for origin in origins:
         started = time.perf_counter()
-        forecast_week(origin, lake_root, instance, forecast_config, window_config, None, False)
+        forecast_week(
+            origin, lake_root, instance, forecast_config, window_config, report=None, publish=False
+        )
         seconds.append(time.perf_counter() - started)
         progress.advance()
     covered = {o + dt.timedelta(weeks=h) for o in origins for h in range(1, horizon + 1)}
