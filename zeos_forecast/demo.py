@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .datasets.landing import write_landing
-from .datasets.synthetic import generate_panel
+from .datasets.landing import write_landing_stream
+from .datasets.synthetic import stream_panel
 from .pipeline.demand_forecast import DEMAND_FORECAST
 from .pipeline.deployment import open_lake
 from .pipeline.launch import WeekRun, dagster_instance, forecast_week
@@ -37,10 +37,13 @@ def latest_complete_week(today: dt.date | None = None) -> dt.date:
 def generate(
     lake: Lake, skus: int, weeks: int, last_week: dt.date, seed: int = 0, report=print
 ) -> tuple[int, float]:
-    """Generates synthetic demand and writes it to the landing zone; returns (rows, seconds)."""
+    """Generates synthetic demand and writes it to the landing zone; returns (rows, seconds).
+
+    Streamed: one chunk of SKUs is in memory at a time, so any number of SKUs fits in a few GiB.
+    """
     started = time.perf_counter()
-    panel = generate_panel(skus, weeks, last_week, seed=seed)
-    rows = write_landing(panel, lake, report)
+    stream = stream_panel(skus, weeks, last_week, seed=seed)
+    rows = write_landing_stream(stream, lake, report=report)
     return rows, time.perf_counter() - started
 
 

@@ -8,7 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeos_forecast.datasets.synthetic import SyntheticPanel, generate_panel
+from zeos_forecast.datasets.synthetic import (
+    CHUNK_SKUS,
+    SyntheticPanel,
+    generate_panel,
+    stream_panel,
+)
 
 LAST_WEEK = date(2026, 11, 16)  # a Monday
 ARRAYS = ("units_sold", "true_demand", "price", "list_price", "availability", "promo", "live")
@@ -190,3 +195,27 @@ def test_panel_invariants_hold_for_any_size_and_seed(n_skus, n_weeks, seed):
     assert p.live.any(axis=1).all()
     assert len(set(zip(p.article_id, p.merchant_id, strict=True))) == n_skus
     assert len(p.weeks) == n_weeks and p.weeks[-1] == pd.Timestamp(LAST_WEEK)
+
+
+def test_a_streamed_panel_yields_the_arrays_of_generate_panel_chunk_by_chunk():
+    n_skus = 2 * CHUNK_SKUS + 1000  # three chunks, the last one partial
+    whole = generate_panel(n_skus, 20, LAST_WEEK, seed=7)
+
+    stream = stream_panel(n_skus, 20, LAST_WEEK, seed=7, chunk_skus=CHUNK_SKUS)
+    chunks = list(stream)
+
+    assert len(stream) == len(chunks) == 3
+    assert [len(c.article_id) for c in chunks] == [CHUNK_SKUS, CHUNK_SKUS, 1000]
+    for name in (*ARRAYS, "article_id", "merchant_id"):
+        joined = np.concatenate([getattr(c, name) for c in chunks])
+        np.testing.assert_array_equal(joined, getattr(whole, name), err_msg=name)
+    for chunk in chunks:
+        pd.testing.assert_index_equal(chunk.weeks, whole.weeks)
+        pd.testing.assert_frame_equal(chunk.articles, whole.articles)
+        pd.testing.assert_frame_equal(chunk.merchants, whole.merchants)
+
+
+def test_a_streamed_panel_rounds_its_chunks_up_to_whole_simulation_blocks():
+    stream = stream_panel(3 * CHUNK_SKUS, 5, LAST_WEEK, chunk_skus=CHUNK_SKUS + 1)
+    assert stream.chunk_skus == 2 * CHUNK_SKUS
+    assert len(stream) == 2

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["SyntheticPanel", "generate_panel"]
+__all__ = ["PanelStream", "SyntheticPanel", "generate_panel", "stream_panel"]
 
 CATEGORIES = (
     "shoes", "dresses", "tops", "trousers", "jackets", "knitwear",
@@ -49,6 +50,8 @@ PROMO_STOCKOUT_FACTOR = 3.0  # promotions drain stock
 MEAN_STOCKOUT_WEEKS = 2.0
 FULL_STOCKOUT_SHARE, PARTIAL_AVAILABILITY = 0.4, (0.05, 0.95)
 CHUNK_SKUS = 1 << 14  # bounds the temporaries of one simulation step
+# SKUs per chunk of a streamed panel: 16 blocks, ~1 GiB of arrays at 168 weeks.
+STREAM_CHUNK_SKUS = 16 * CHUNK_SKUS
 PANEL_DTYPES = {"units_sold": np.float32, "true_demand": np.float32, "price": np.float32,
                 "list_price": np.float32, "availability": np.float32, "promo": np.int8,
                 "live": np.bool_}  # fmt: skip
@@ -103,6 +106,71 @@ class SyntheticPanel:
         for col in ("units_sold", "price", "list_price", "availability", "promo"):
             frame[col] = getattr(self, col)[rows, t]
         return frame
+
+
+@dataclass(frozen=True, eq=False)
+class PanelStream:
+    """A synthetic panel that is simulated one chunk of SKUs at a time (see `stream_panel`).
+
+    Iterating yields `SyntheticPanel`s of consecutive SKU rows, all weeks each, whose arrays are
+    exactly the rows of `generate_panel` with the same arguments. `articles` and `merchants`
+    (the metadata of every SKU) are in every chunk.
+
+    Attributes:
+        weeks: The week Mondays, ascending.
+        articles, merchants: Metadata tables of the whole panel.
+        chunk_skus: SKUs per yielded chunk (the last one may be smaller); a multiple of
+            `CHUNK_SKUS`.
+        article_id, merchant_id: SKU key of every row of the panel.
+        params: Per-SKU simulation parameters, one array per parameter.
+        season, campaign: Per-category seasonality (categories x weeks) and campaign promotion
+            rate per week.
+        block_seeds: One seed per `CHUNK_SKUS` block of rows.
+    """
+
+    weeks: pd.DatetimeIndex
+    articles: pd.DataFrame
+    merchants: pd.DataFrame
+    chunk_skus: int
+    article_id: np.ndarray
+    merchant_id: np.ndarray
+    params: dict[str, np.ndarray]
+    season: np.ndarray
+    campaign: np.ndarray
+    block_seeds: list[np.random.SeedSequence]
+
+    @property
+    def n_skus(self) -> int:
+        return len(self.article_id)
+
+    def __len__(self) -> int:
+        """The number of chunks."""
+        return -(-self.n_skus // self.chunk_skus)
+
+    def __iter__(self) -> Iterator[SyntheticPanel]:
+        for lo in range(0, self.n_skus, self.chunk_skus):
+            yield self.rows(lo, min(lo + self.chunk_skus, self.n_skus))
+
+    def rows(self, lo: int, hi: int) -> SyntheticPanel:
+        """SKU rows `lo..hi-1` of the panel; `lo` must start a simulation block."""
+        if lo % CHUNK_SKUS:
+            raise ValueError(f"rows must start at a multiple of {CHUNK_SKUS}, got {lo}")
+        out = {k: np.empty((hi - lo, len(self.weeks)), dtype=d) for k, d in PANEL_DTYPES.items()}
+        for block_lo in range(lo, hi, CHUNK_SKUS):
+            block = slice(block_lo, min(block_lo + CHUNK_SKUS, hi))
+            rng = np.random.default_rng(self.block_seeds[block_lo // CHUNK_SKUS])
+            params = {k: v[block] for k, v in self.params.items()}
+            simulated = _simulate(params, self.season, self.campaign, rng)
+            for k, v in simulated.items():
+                out[k][block.start - lo : block.stop - lo] = v
+        return SyntheticPanel(
+            weeks=self.weeks,
+            article_id=self.article_id[lo:hi],
+            merchant_id=self.merchant_id[lo:hi],
+            articles=self.articles,
+            merchants=self.merchants,
+            **out,
+        )
 
 
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
@@ -239,10 +307,37 @@ def generate_panel(
     Raises:
         ValueError: If `last_week` is not a Monday or a size is not positive.
     """
+    return stream_panel(n_skus, n_weeks, last_week, seed).rows(0, n_skus)
+
+
+def stream_panel(
+    n_skus: int,
+    n_weeks: int,
+    last_week: datetime.date,
+    seed: int = 0,
+    chunk_skus: int = STREAM_CHUNK_SKUS,
+) -> PanelStream:
+    """The panel of `generate_panel` with the same arguments, to be generated chunk by chunk.
+
+    Only the catalogue and the per-SKU parameters are drawn here (small: tens of bytes per
+    SKU); iterating the result simulates and yields one chunk of SKUs at a time, each with all
+    weeks, so memory is bounded by `chunk_skus`, not by `n_skus`.
+
+    Args:
+        n_skus, n_weeks, last_week, seed: As for `generate_panel`.
+        chunk_skus: SKUs per chunk, rounded up to a multiple of the simulation block
+            (`CHUNK_SKUS`), since each block is simulated with its own random stream.
+
+    Raises:
+        ValueError: If `last_week` is not a Monday or a size is not positive.
+    """
     if last_week.weekday() != 0:
         raise ValueError(f"last_week must be a Monday, got {last_week:%A} {last_week}")
-    if n_skus < 1 or n_weeks < 1:
-        raise ValueError(f"n_skus and n_weeks must be positive, got {n_skus}, {n_weeks}")
+    if n_skus < 1 or n_weeks < 1 or chunk_skus < 1:
+        raise ValueError(
+            f"n_skus, n_weeks and chunk_skus must be positive, got {n_skus}, {n_weeks}, "
+            f"{chunk_skus}"
+        )
     weeks = pd.date_range(end=pd.Timestamp(last_week).normalize(), periods=n_weeks, freq="7D")
     seeds = np.random.SeedSequence(seed).spawn(1 + -(-n_skus // CHUNK_SKUS))
     rng = np.random.default_rng(seeds[0])
@@ -271,19 +366,15 @@ def generate_panel(
     cycle = np.cos(2 * np.pi * (woy - peak) / WEEKS_PER_YEAR)
     season = (amplitude * cycle + holiday).astype(np.float32)
     campaign = np.where(woy == CAMPAIGN_WEEK, CAMPAIGN_PROMO_RATE, 0.0).astype(np.float32)
-
-    out = {k: np.empty((n_skus, n_weeks), dtype=d) for k, d in PANEL_DTYPES.items()}
-    for i, lo in enumerate(range(0, n_skus, CHUNK_SKUS)):
-        rows = slice(lo, lo + CHUNK_SKUS)
-        chunk_rng = np.random.default_rng(seeds[1 + i])
-        chunk = _simulate({k: v[rows] for k, v in p.items()}, season, campaign, chunk_rng)
-        for k, v in chunk.items():
-            out[k][rows] = v
-    return SyntheticPanel(
+    return PanelStream(
         weeks=weeks,
-        article_id=articles["article_id"].to_numpy()[c["article"]],
-        merchant_id=merchants["merchant_id"].to_numpy()[c["merchant"]],
         articles=articles,
         merchants=merchants,
-        **out,
+        chunk_skus=-(-chunk_skus // CHUNK_SKUS) * CHUNK_SKUS,
+        article_id=articles["article_id"].to_numpy()[c["article"]],
+        merchant_id=merchants["merchant_id"].to_numpy()[c["merchant"]],
+        params=p,
+        season=season,
+        campaign=campaign,
+        block_seeds=seeds[1:],
     )
