@@ -17,7 +17,7 @@ import posixpath
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -221,7 +221,14 @@ class Lake:
     def partition_dir(self, dataset: str, key: str, value: dt.date) -> str:
         return self.path(dataset, f"{key}={value.isoformat()}")
 
-    def write_partition(self, dataset: str, key: str, value: dt.date, table: pa.Table) -> str:
+    def write_partition(
+        self,
+        dataset: str,
+        key: str,
+        value: dt.date,
+        table: pa.Table,
+        row_group_rows: int = ROW_GROUP_ROWS,
+    ) -> str:
         """Replaces one partition atomically: readers see the old file or the new one, never half.
 
         Locally the file is written under a dot-name that dataset readers skip, then renamed over
@@ -229,7 +236,7 @@ class Lake:
         serialized in full before the upload starts (see `_write_parquet`).
         """
         final = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
-        self._write_parquet(table, final, row_group_size=ROW_GROUP_ROWS)
+        self._write_parquet(table, final, row_group_size=row_group_rows)
         return final
 
     def partitions(self, dataset: str, key: str) -> dict[dt.date, float]:
@@ -263,11 +270,19 @@ class Lake:
         last: dt.date,
         columns: Iterable[str] | None = None,
         equals: dict[str, object] | None = None,
+        ranges: dict[str, tuple[object | None, object | None]] | None = None,
+        categorical: Iterable[str] = (),
+        dates_as_datetime: bool = False,
     ) -> pd.DataFrame:
         """Rows of partitions `first..last` (inclusive), pruned by the partition filter.
 
         `equals` keeps only rows whose columns hold the given values (pushed down to the scan,
-        e.g. `{"week": date}` for the rows of every forecast that covered one week).
+        e.g. `{"week": date}` for the rows of every forecast that covered one week). `ranges`
+        keeps rows with `low <= column < high` (None: unbounded); on files sorted by that column
+        the scan skips whole row groups by their statistics (a SKU shard of the history).
+        `categorical` string columns come back as pandas categoricals (far less memory and time
+        than Python strings for millions of repeated keys); `dates_as_datetime` returns dates as
+        `datetime64` instead of `datetime.date` objects.
         """
         if not self.partitions(dataset, key):
             return pd.DataFrame()
@@ -291,10 +306,76 @@ class Lake:
         )
         for column, value in (equals or {}).items():
             wanted &= pads.field(column) == pa.scalar(value, schema.field(column).type)
-        table = dataset_.replace_schema(schema).to_table(
-            columns=list(columns) if columns else None, filter=wanted
-        )
-        return table.to_pandas()
+        for column, (low, high) in (ranges or {}).items():
+            kind = schema.field(column).type
+            if low is not None:
+                wanted &= pads.field(column) >= pa.scalar(low, kind)
+            if high is not None:
+                wanted &= pads.field(column) < pa.scalar(high, kind)
+        if columns:
+            columns = [c for c in columns if c in schema.names]
+        table = dataset_.replace_schema(schema).to_table(columns=columns or None, filter=wanted)
+        categorical = [c for c in categorical if c in table.column_names]
+        for column in categorical:
+            index = table.schema.get_field_index(column)
+            table = table.set_column(index, column, table[column].dictionary_encode())
+        return table.to_pandas(date_as_object=not dates_as_datetime)
+
+    def write_partition_batches(
+        self, dataset: str, key: str, value: dt.date, tables: Iterable[pa.Table]
+    ) -> tuple[str, int]:
+        """Replaces one partition atomically with a file written batch by batch.
+
+        Each table becomes the next row groups of one parquet file, so a partition far larger
+        than memory is written with one batch in memory at a time. The first batch fixes the
+        schema; later ones are cast to it (a column they lack is written as nulls). The file
+        appears whole or not at all, exactly as with `write_partition`.
+
+        Returns:
+            The file's path and the number of rows written.
+        """
+        final = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
+        rows = 0
+
+        def write(path: str, filesystem: pafs.FileSystem) -> None:
+            nonlocal rows
+            writer = None
+            try:
+                for table in tables:
+                    if writer is None:
+                        writer = pq.ParquetWriter(
+                            path, table.schema, filesystem=filesystem, write_page_checksum=True
+                        )
+                    table = _conform(table, writer.schema)
+                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    rows += table.num_rows
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is None:
+                raise ValueError(f"No rows to write to {dataset} {key}={value}.")
+
+        self._write_atomically(final, write)
+        return final, rows
+
+    @_names_the_store
+    def read_partition_batches(
+        self, dataset: str, key: str, value: dt.date, columns: Iterable[str] | None = None
+    ) -> Iterator[pa.Table]:
+        """One partition's row groups, one table at a time (memory bounded by a row group)."""
+        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
+        with self.fs.open_input_file(path) as handle:
+            parquet = pq.ParquetFile(handle)
+            names = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
+            for group in range(parquet.num_row_groups):
+                yield parquet.read_row_group(group, columns=names)
+
+    @_names_the_store
+    def partition_rows(self, dataset: str, key: str, value: dt.date) -> int:
+        """Rows in one partition's file, from its footer alone."""
+        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
+        with self.fs.open_input_file(path) as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
 
     # ---- internals ----
 
@@ -304,13 +385,27 @@ class Lake:
         self._write_parquet(table, path, row_group_size=ROW_GROUP_ROWS)
         return path
 
-    @_names_the_store
     def _write_parquet(self, table: pa.Table, path: str, row_group_size: int | None = None) -> None:
-        """Writes `path` so that it appears whole or not at all; a failure leaves the old file.
+        """Writes `path` so that it appears whole or not at all (see `_write_atomically`)."""
 
-        Locally: a dot-named temporary file in the same folder, renamed over `path`; then
-        temporary files that killed writers left next to `path` are deleted once stale. Every file
-        carries page checksums, so that a reader can tell corrupted bytes from data.
+        def write(target: str, filesystem: pafs.FileSystem) -> None:
+            pq.write_table(
+                table,
+                target,
+                filesystem=filesystem,
+                row_group_size=row_group_size,
+                write_page_checksum=True,
+            )
+
+        self._write_atomically(path, write)
+
+    @_names_the_store
+    def _write_atomically(self, path: str, write: Callable[[str, pafs.FileSystem], None]) -> None:
+        """Calls `write(target, filesystem)` so that `path` appears whole or not at all.
+
+        Locally: `write` fills a dot-named temporary file in the same folder, renamed over `path`;
+        then temporary files that killed writers left next to `path` are deleted once stale. Every
+        file carries page checksums, so that a reader can tell corrupted bytes from data.
 
         On S3 there is no rename, but an object appears only when its upload completes. A parquet
         writer streaming straight to S3 would not be enough: pyarrow closes an output stream when
@@ -323,9 +418,7 @@ class Lake:
         if not self.is_local:
             with tempfile.TemporaryDirectory(prefix="zeos-lake-") as staging:
                 local = os.path.join(staging, posixpath.basename(path))
-                pq.write_table(
-                    table, local, row_group_size=row_group_size, write_page_checksum=True
-                )
+                write(local, pafs.LocalFileSystem())
                 pafs.copy_files(
                     local,
                     path,
@@ -337,13 +430,7 @@ class Lake:
         self.fs.create_dir(folder, recursive=True)
         temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
         try:
-            pq.write_table(
-                table,
-                temporary,
-                filesystem=self.fs,
-                row_group_size=row_group_size,
-                write_page_checksum=True,
-            )
+            write(temporary, self.fs)
             self.fs.move(temporary, path)
         except BaseException:
             _delete_quietly(self.fs, temporary)
@@ -522,3 +609,16 @@ def _absolute(uri: str) -> str:
 def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
     with contextlib.suppress(OSError):
         fs.delete_file(path)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly `schema`'s columns and types (missing columns as nulls)."""
+    if table.schema.equals(schema):
+        return table
+    columns = [
+        table[field.name].cast(field.type)
+        if field.name in table.column_names
+        else pa.nulls(table.num_rows, field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -337,10 +337,14 @@ def test_any_pattern_of_rows_gives_one_consistent_row_per_week_of_the_span(
     # Every row lies in the last ACTIVE_WEEKS weeks: the SKU is active and runs to the origin.
     assert sku["active"].all()
     assert sku.index.tolist() == [monday(w) for w in range(max(weeks), -1, -1)]
+    sold = [w for w in weeks if units[w] > 0]
+    first_sale = max(sold) if sold else -1  # weeks count back from the origin
     for w in range(max(weeks), -1, -1):
         row = sku.loc[monday(w)]
         has_row = w in weeks
-        known = has_row and availability[w] >= 0.5
+        # Zeros before the first sale are no demand signal (the SKU was not on sale yet).
+        leading_zero = bool(sold) and w > first_sale
+        known = has_row and availability[w] >= 0.5 and not leading_zero
         assert row["observed"] == known
         expected_weight = (1.0 if availability[w] == 1.0 else availability[w]) if known else 0.0
         assert row["weight"] == pytest.approx(expected_weight)

@@ -69,6 +69,7 @@ def build_demand_features(
     articles: pd.DataFrame | None = None,
     merchants: pd.DataFrame | None = None,
     censored_as_demand: bool = False,
+    keep_empty_columns: bool = False,
 ) -> pd.DataFrame:
     """Builds the training and scoring frame for the window ending at `origin`.
 
@@ -83,6 +84,8 @@ def build_demand_features(
         censored_as_demand: Take sales in stockout weeks as demand, with full weight, the way a
             model unaware of stock would. Only for comparison: it teaches the model that demand
             was low whenever the shelf was empty.
+        keep_empty_columns: Keep dynamic columns that hold no value at all (as NaN). SKU shards
+            of one window must share their columns; a single frame drops them.
 
     Returns:
         Long frame sorted by `sku`, `week`: `BASE_COLUMNS`, the dynamic columns (prices,
@@ -91,13 +94,14 @@ def build_demand_features(
     origin_ts = pd.Timestamp(origin)
     first_ts = origin_ts - pd.Timedelta(weeks=history_weeks - 1)
     week = pd.to_datetime(history["week"]) if len(history) else pd.Series([], dtype="M8[ns]")
-    history = history.loc[(week >= first_ts) & (week <= origin_ts)]
+    in_window = (week >= first_ts) & (week <= origin_ts)
+    if not in_window.all():
+        history, week = history.loc[in_window], week.loc[in_window]
     if history.empty:
         raise ValueError(
             f"No sales history in the window {first_ts.date()} .. {origin}: "
             "materialize sales_history for these weeks first."
         )
-    week = pd.to_datetime(history["week"])
     first_ts = week.min()
     n_weeks = (origin_ts - first_ts).days // 7 + 1
     weeks = pd.date_range(first_ts, periods=n_weeks, freq="7D")
@@ -132,7 +136,7 @@ def build_demand_features(
     dynamic = {}
     for column in dynamic_columns(history):
         values = _carry_over_gaps(panel(history[column]))
-        if not np.isnan(values).all():
+        if keep_empty_columns or not np.isnan(values).all():
             dynamic[column] = values
     if "price" in dynamic:
         if "list_price" not in dynamic:
@@ -195,9 +199,27 @@ def static_columns(frame: pd.DataFrame) -> list[str]:
 
 def _sku_codes(history: pd.DataFrame) -> tuple[pd.MultiIndex, np.ndarray]:
     """SKU index (sorted keys) and each row's SKU number."""
-    keys = pd.MultiIndex.from_frame(history[list(KEY_COLUMNS)].astype(str))
-    unique = keys.unique().sort_values()
-    return unique, unique.get_indexer(keys)
+    codes, levels = [], []
+    for column in KEY_COLUMNS:
+        values = history[column]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(str).astype("category")
+        categories = values.cat.categories.astype(str)
+        order = np.argsort(categories.to_numpy(dtype=object))  # sorted keys, sorted codes
+        rank = np.empty(len(order), dtype="int64")
+        rank[order] = np.arange(len(order))
+        codes.append(rank[values.cat.codes.to_numpy()])
+        levels.append(categories[order])
+    pair = codes[0] * len(levels[1]) + codes[1]
+    first_seen, unique = pd.factorize(pair)  # hashing: linear in rows, unlike a full sort
+    order = np.argsort(unique)
+    rank = np.empty(len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    unique = unique[order]
+    keys = pd.MultiIndex(
+        levels=levels, codes=[unique // len(levels[1]), unique % len(levels[1])], names=KEY_COLUMNS
+    ).remove_unused_levels()
+    return keys, rank[first_seen]
 
 
 def _leading_zeros(units: np.ndarray, has_row: np.ndarray) -> np.ndarray:
@@ -253,6 +275,10 @@ def _static_features(
         for column in table.columns.drop(key):
             values = aligned[column]
             if not pd.api.types.is_numeric_dtype(values):
-                values = values.astype("string").astype("category")
+                # Categories from the whole metadata table, not from the SKUs at hand: every
+                # shard of SKUs codes a value the same way, as the model must see it.
+                categories = np.sort(table[column].dropna().astype(str).unique())
+                values = pd.Categorical(values.astype("string"), categories=categories)
+                values = pd.Series(values)
             out[f"{STATIC_PREFIX}{column}"] = values
     return out
