@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .core.settings import TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
@@ -64,7 +66,44 @@ def _forecast(args: argparse.Namespace) -> int:
         f"Forecast for {meta.get('skus_scored', 0):,} SKUs x {meta.get('horizon')} weeks from "
         f"origin {args.week}: {lake.uri_of('demand_forecast')}/forecast_week={args.week}/"
     )
+    if args.metadata_json:
+        _write_metadata_json(args.metadata_json, outcome.metadata)
     return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    root = args.lake or lake_root()
+    _partitions_from_lake(root)  # before the definitions are imported
+    from .pipeline.launch import dagster_instance, validate_drops
+
+    outcome = validate_drops(args.week, root, dagster_instance())
+    runs = len(outcome.run_ids)
+    print(
+        f"Validated {outcome.history_weeks_validated:,} weekly drops up to {args.week} in "
+        f"{runs} run{'s' if runs != 1 else ''}."
+        if runs
+        else f"Every drop up to {args.week} is validated already: nothing to run."
+    )
+    if args.metadata_json:
+        _write_metadata_json(args.metadata_json, outcome.metadata)
+    return 0
+
+
+def _write_metadata_json(path: str, metadata: dict[str, dict]) -> None:
+    """Writes each asset's materialization metadata, the values JSON can hold, to `path`."""
+
+    def serialisable(value) -> bool:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    kept = {
+        asset: {key: value for key, value in values.items() if serialisable(value)}
+        for asset, values in metadata.items()
+    }
+    Path(path).write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -134,8 +173,6 @@ def _partitions_from_lake(root: str) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .datasets import dominicks, vn2
     from .datasets.importing import default_source
     from .pipeline.deployment import open_lake
@@ -198,8 +235,26 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help="origin week: the Monday of the last observed week",
     )
+    forecast.add_argument(
+        "--metadata-json",
+        help="also write each asset's materialization metadata (timings, rows) to this file",
+    )
     _model_options(forecast)
     forecast.set_defaults(command=_forecast)
+
+    validate = commands.add_parser(
+        "validate",
+        help="validate (materialize sales_history for) every weekly drop up to a week that is "
+        "new or dropped again",
+    )
+    validate.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    validate.add_argument(
+        "--week", type=_monday, required=True, help="last week to validate (a Monday)"
+    )
+    validate.add_argument(
+        "--metadata-json", help="also write the runs' materialization metadata to this file"
+    )
+    validate.set_defaults(command=_validate)
 
     backtest = commands.add_parser(
         "backtest",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import os
 import subprocess
 import sys
@@ -164,6 +165,45 @@ def test_forecast_with_drops_older_than_the_first_partition_says_how_to_fix_it(
 
     err = capsys.readouterr().err
     assert "ZEOS_FIRST_WEEK" in err, err
+
+
+# ---- validate, and the forecast's metadata file ----
+
+
+def test_validate_takes_the_backlog_so_that_the_weekly_run_validates_only_its_new_week(
+    generated, lake_copy, dagster_home, capsys, tmp_path
+):
+    root = lake_copy(generated[0])
+    before = WEEK - dt.timedelta(weeks=1)
+    validate = ["validate", "--lake", str(root), "--week", before.isoformat()]
+
+    assert main(validate) == 0
+    assert f"Validated {WEEKS - 1} weekly drops up to {before} in 1 run." in capsys.readouterr().out
+    assert len(materialized_under(dagster_home, "sales_history")) == WEEKS - 1
+    assert not (root / "demand_features").exists()
+    assert main(validate) == 0
+    assert "validated already: nothing to run" in capsys.readouterr().out
+
+    metadata_json = tmp_path / "metadata.json"
+    assert main([*forecast_args(root), "--metadata-json", str(metadata_json)]) == 0
+
+    metadata = json.loads(metadata_json.read_text())
+    assert metadata["sales_history"]["weeks"] == 1
+    assert metadata["demand_forecast"]["train_rows"] > 0
+    assert metadata["demand_forecast"]["horizon"] == HORIZON
+    assert any("seconds" in key for key in metadata["demand_forecast"])
+    assert len(runs_under(dagster_home)) == 3  # the backlog, the new week, the forecast
+
+
+def test_validate_without_a_drop_up_to_the_week_exits_1_with_a_clear_message(
+    generated, dagster_home, capsys
+):
+    first = WEEK - dt.timedelta(weeks=WEEKS)
+
+    assert main(["validate", "--lake", str(generated[0]), "--week", first.isoformat()]) == 1
+
+    assert f"No complete sales drop up to week {first}" in capsys.readouterr().err
+    assert runs_under(dagster_home) == []
 
 
 # ---- the installed console script ----

@@ -39,6 +39,7 @@ __all__ = [
     "forecast_week",
     "history_runs_needed",
     "materialize_accuracy",
+    "validate_drops",
     "validate_history",
 ]
 
@@ -124,6 +125,34 @@ def materialize_accuracy(
         instance, [FORECAST_ACCURACY], {PARTITION_TAG: week.isoformat()}, lake_root, {}
     )
     return metadata.get(FORECAST_ACCURACY, {})
+
+
+def validate_drops(
+    week: dt.date,
+    lake_root: str,
+    instance: dg.DagsterInstance,
+    report: Report | None = print,
+) -> WeekRun:
+    """Validates every complete sales drop up to `week` that is new or was dropped again.
+
+    The history backlog of a new landing zone, or the drops that arrived since the last run,
+    without building features or forecasts: `validate_history` over all weeks from the first
+    drop to `week`.
+
+    Raises:
+        RunFailed: when there is no drop up to `week`, when a week is outside the partitions,
+            or with the failing step's error message.
+    """
+    lake = open_lake(lake_root)
+    drop_weeks = [w for w in lake.sales_drop_weeks() if w <= week]
+    if not drop_weeks:
+        raise RunFailed(
+            f"No complete sales drop up to week {week} under {lake.uri}: a drop is "
+            "landing/sales/week=YYYY-MM-DD/ with its files and a _SUCCESS marker."
+        )
+    weeks = -(-(week - drop_weeks[0]).days // 7) + 1  # rounded up: a misnamed drop is refused
+    _check_partition_range(week, weeks, drop_weeks)
+    return validate_history(lake, lake_root, week, weeks, instance, report)
 
 
 def validate_history(
