@@ -1,4 +1,5 @@
-"""`zeos-forecast`: generate data, run the demo, forecast a week, through the Dagster assets."""
+"""`zeos-forecast`: generate data, run the demo, validate and forecast weeks through the Dagster
+assets, backtest, benchmark."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def _write_metadata_json(path: str, metadata: dict[str, dict]) -> None:
         asset: {key: value for key, value in values.items() if serialisable(value)}
         for asset, values in metadata.items()
     }
-    Path(path).write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+    Path(path).write_text(json.dumps(kept, indent=2) + "\n")
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -124,6 +125,32 @@ def _backtest(args: argparse.Namespace) -> int:
         horizons=args.horizons,
     )
     print(result.as_text())
+    return 0
+
+
+def _bench_scale(args: argparse.Namespace) -> int:
+    from .bench.scale import BenchFailed, ScaleOptions, prepare_scale_data, run_scale
+
+    options = ScaleOptions(
+        skus=args.skus,
+        weeks=args.weeks,
+        horizon=args.horizon,
+        data=args.data,
+        seed=args.seed,
+        skip_baseline=args.skip_baseline,
+        engine=args.engine,
+        n_estimators=args.n_estimators,
+        threads=args.threads,
+    )
+    if args.data_only:
+        data = prepare_scale_data(options)
+        print(f"Data ready in {data.folder} (origin {data.origin}, {data.history_rows:,} rows).")
+        return 0
+    try:
+        run_scale(options)
+    except BenchFailed as error:
+        print(f"zeos-forecast bench scale: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -274,6 +301,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     _model_options(backtest)
     backtest.set_defaults(command=_backtest)
+
+    bench = commands.add_parser("bench", help="benchmarks (see README: Benchmark: scale)")
+    benchmarks = bench.add_subparsers(dest="benchmark", required=True)
+    scale = benchmarks.add_parser(
+        "scale",
+        help="time and score our weekly run against plain mlforecast on generated data, each "
+        "in its own process",
+    )
+    scale.add_argument("--skus", type=int, required=True)
+    scale.add_argument("--weeks", type=int, required=True, help="weekly drops of history")
+    scale.add_argument(
+        "--horizon", type=int, default=12, help="weeks forecast and held out (default 12)"
+    )
+    scale.add_argument(
+        "--data",
+        type=Path,
+        help="data folder, reused when complete (default /tmp/zeos-bench/skus<N>-weeks<W>-seed<S>)",
+    )
+    scale.add_argument("--seed", type=int, default=0)
+    scale.add_argument("--skip-baseline", action="store_true", help="run ours only")
+    scale.add_argument(
+        "--data-only",
+        action="store_true",
+        help="generate (or find) the data, then stop: to prepare a large size ahead of the runs",
+    )
+    scale.add_argument(
+        "--engine", help="passed to `forecast --engine` (default: the forecast's own default)"
+    )
+    scale.add_argument("--n-estimators", type=int, default=100, help="trees (default 100)")
+    scale.add_argument("--threads", type=int, default=2, help="threads per side (default 2)")
+    scale.set_defaults(command=_bench_scale)
     return parser
 
 

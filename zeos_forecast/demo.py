@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .datasets.landing import write_landing_stream
-from .datasets.synthetic import stream_panel
+from .datasets.synthetic import latest_complete_week, stream_panel
 from .pipeline.demand_forecast import DEMAND_FORECAST
 from .pipeline.deployment import open_lake
 from .pipeline.launch import WeekRun, dagster_instance, forecast_week
@@ -26,12 +26,6 @@ class DemoSize:
     skus: int = 5_000
     weeks: int = 156
     seed: int = 0
-
-
-def latest_complete_week(today: dt.date | None = None) -> dt.date:
-    """The Monday of the last week that has ended (UTC)."""
-    today = today or dt.datetime.now(dt.UTC).date()
-    return today - dt.timedelta(days=today.weekday() + 7)
 
 
 def generate(

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["PanelStream", "SyntheticPanel", "generate_panel", "stream_panel"]
+__all__ = [
+    "PanelStream",
+    "SyntheticPanel",
+    "generate_panel",
+    "latest_complete_week",
+    "stream_panel",
+]
 
 CATEGORIES = (
     "shoes", "dresses", "tops", "trousers", "jackets", "knitwear",
@@ -171,6 +177,12 @@ class PanelStream:
             merchants=self.merchants,
             **out,
         )
+
+
+def latest_complete_week(today: datetime.date | None = None) -> datetime.date:
+    """The Monday of the last week that has ended (UTC): where generated data ends by default."""
+    today = today or datetime.datetime.now(datetime.UTC).date()
+    return today - datetime.timedelta(days=today.weekday() + 7)
 
 
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
