@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.engine import ENGINES
 from .core.settings import TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
 
@@ -60,7 +61,14 @@ def _forecast(args: argparse.Namespace) -> int:
     from .pipeline.launch import dagster_instance, forecast_week
 
     forecast_config, window_config = _run_configs(args)
-    outcome = forecast_week(args.week, root, dagster_instance(), forecast_config, window_config)
+    outcome = forecast_week(
+        args.week,
+        root,
+        dagster_instance(),
+        forecast_config,
+        window_config,
+        compute_config=_compute_config(args),
+    )
     lake = open_lake(root)
     meta = outcome.metadata.get("demand_forecast", {})
     print(
@@ -123,6 +131,7 @@ def _backtest(args: argparse.Namespace) -> int:
         forecast_config=forecast_config,
         window_config=window_config,
         horizons=args.horizons,
+        compute_config=_compute_config(args),
     )
     print(result.as_text())
     return 0
@@ -170,6 +179,7 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
             "learning_rate": args.learning_rate,
             "lags": args.lags,
             "rolling_windows": args.rolling_windows,
+            "train_rows": args.train_rows,
         }.items()
         if v is not None
     }
@@ -177,6 +187,17 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
     if getattr(args, "censored_as_demand", False):
         window_config["censored_as_demand"] = True
     return forecast_config, window_config
+
+
+def _compute_config(args: argparse.Namespace) -> dict:
+    """Config of the `compute` resource (engine, memory budget, Dask) from the options given."""
+    values = {
+        "engine": args.engine,
+        "max_memory_gb": args.max_memory_gb,
+        "dask_address": args.dask_address,
+        "dask_workers": args.dask_workers,
+    }
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def _partitions_from_lake(root: str) -> None:
@@ -373,6 +394,24 @@ def _model_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--seed", type=int)
     command.add_argument("--threads", type=int, help="0 = all cores (default)")
+    command.add_argument(
+        "--train-rows",
+        type=int,
+        help=f"most training rows per model; more are sampled (default {DEFAULTS.train_rows:,})",
+    )
+    command.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="memory, sharded (SKU shards, bounded memory), dask (shards on a Dask cluster) or "
+        "auto (default: memory while the window fits the budget)",
+    )
+    command.add_argument(
+        "--max-memory-gb", type=float, help="memory budget in GiB (default: half of this machine's)"
+    )
+    command.add_argument(
+        "--dask-address", help="Dask scheduler, e.g. tcp://host:8786 (default: a LocalCluster)"
+    )
+    command.add_argument("--dask-workers", type=int, help="LocalCluster workers (default 2)")
 
 
 def _monday(text: str) -> dt.date:

@@ -170,8 +170,14 @@ class Lake:
         """The data files of the plan for `week`; raises if it is missing or incomplete."""
         return self.read_drop(LANDING_PLANS, week)
 
-    def read_drop(self, folder: str, week: dt.date) -> list[LandingFile]:
-        """The data files of a complete drop `<folder>/week=W/`, read as they are."""
+    def read_drop(
+        self, folder: str, week: dt.date, parquet_as_tables: bool = False
+    ) -> list[LandingFile]:
+        """The data files of a complete drop `<folder>/week=W/`, read as they are.
+
+        `parquet_as_tables`: a parquet file's `frame` is the `pa.Table` as read, not converted
+        to pandas (so neither is a failure of that conversion reported).
+        """
         path = self.drop_dir(folder, week)
         infos = [i for i in self._list_dir(path) if i.type == pafs.FileType.File]
         names = {posixpath.basename(i.path) for i in infos}
@@ -182,7 +188,7 @@ class Lake:
                 f"{SUCCESS_MARKER} marker. Drop the week's files there, then the marker."
             )
         return [
-            self._read_landing_file(i.path)
+            self._read_landing_file(i.path, parquet_as_tables)
             for i in sorted(infos, key=lambda i: i.path)
             if _is_data_file(i.path)
         ]
@@ -322,14 +328,21 @@ class Lake:
         return table.to_pandas(date_as_object=not dates_as_datetime)
 
     def write_partition_batches(
-        self, dataset: str, key: str, value: dt.date, tables: Iterable[pa.Table]
+        self,
+        dataset: str,
+        key: str,
+        value: dt.date,
+        tables: Iterable[pa.Table],
+        footer: Callable[[], dict[str, str]] | None = None,
     ) -> tuple[str, int]:
         """Replaces one partition atomically with a file written batch by batch.
 
-        Each table becomes the next row groups of one parquet file, so a partition far larger
+        Each table becomes the next row group of one parquet file, so a partition far larger
         than memory is written with one batch in memory at a time. The first batch fixes the
         schema; later ones are cast to it (a column they lack is written as nulls). The file
-        appears whole or not at all, exactly as with `write_partition`.
+        appears whole or not at all, exactly as with `write_partition`. `footer`, called once
+        every batch is written, gives key-value metadata for the file's footer (say totals that
+        a reader wants before reading any row, see `partition_footer`).
 
         Returns:
             The file's path and the number of rows written.
@@ -347,8 +360,10 @@ class Lake:
                             path, table.schema, filesystem=filesystem, write_page_checksum=True
                         )
                     table = _conform(table, writer.schema)
-                    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                    writer.write_table(table, row_group_size=max(table.num_rows, 1))
                     rows += table.num_rows
+                if writer is not None and footer is not None:
+                    writer.add_key_value_metadata(footer())
             finally:
                 if writer is not None:
                     writer.close()
@@ -373,9 +388,30 @@ class Lake:
     @_names_the_store
     def partition_rows(self, dataset: str, key: str, value: dt.date) -> int:
         """Rows in one partition's file, from its footer alone."""
+        return self.partition_layout(dataset, key, value)[1]
+
+    @_names_the_store
+    def partition_layout(self, dataset: str, key: str, value: dt.date) -> tuple[int, int]:
+        """(row groups, rows) of one partition's file, from its footer alone."""
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
         with self.fs.open_input_file(path) as handle:
-            return pq.ParquetFile(handle).metadata.num_rows
+            metadata = pq.ParquetFile(handle).metadata
+            return metadata.num_row_groups, metadata.num_rows
+
+    @_names_the_store
+    def partition_footer(self, dataset: str, key: str, value: dt.date) -> dict[str, str]:
+        """The key-value metadata a batch writer's `footer` put into one partition's file."""
+        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
+        with self.fs.open_input_file(path) as handle:
+            found = pq.ParquetFile(handle).metadata.metadata or {}
+        return {k.decode(): v.decode() for k, v in found.items() if not k.startswith(b"ARROW:")}
+
+    def row_group_reader(
+        self, dataset: str, key: str, value: dt.date
+    ) -> Callable[..., pd.DataFrame]:
+        """A picklable `read(groups, columns, every)` of one partition's row groups (workers)."""
+        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
+        return functools.partial(read_row_groups, self.fs, path)
 
     # ---- internals ----
 
@@ -456,13 +492,13 @@ class Lake:
         return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
 
     @_names_the_store
-    def _read_landing_file(self, path: str) -> LandingFile:
+    def _read_landing_file(self, path: str, parquet_as_table: bool = False) -> LandingFile:
         try:
             if path.endswith(".parquet"):
                 # Page checksums, where the writer stored them, catch bytes corrupted in transit
                 # or at rest that would otherwise read back as other, valid-looking values.
                 table = pq.read_table(path, filesystem=self.fs, page_checksum_verification=True)
-                frame = table.to_pandas()
+                frame = table if parquet_as_table else table.to_pandas()
             else:
                 # Everything as text: the contract validation decides types and reports bad cells.
                 with self.fs.open_input_stream(path, compression="detect") as stream:
@@ -609,6 +645,29 @@ def _absolute(uri: str) -> str:
 def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
     with contextlib.suppress(OSError):
         fs.delete_file(path)
+
+
+def read_row_groups(
+    fs: pafs.FileSystem,
+    path: str,
+    groups: Iterable[int],
+    columns: Iterable[str] | None = None,
+    every: tuple[str, int] | None = None,
+) -> pd.DataFrame:
+    """Row groups of one parquet file as one pandas frame (dates as datetime64).
+
+    `every=(column, k)` keeps the rows whose integer `column` is a multiple of k, filtered in
+    Arrow before any pandas object is made (a systematic sample of SKUs, say).
+    """
+    with fs.open_input_file(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        names = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
+        table = parquet.read_row_groups(list(groups), columns=names)
+    if every is not None and every[1] > 1:
+        column, k = every
+        values = table[column].to_numpy()
+        table = table.filter(pa.array(values % k == 0))
+    return table.to_pandas(date_as_object=False)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -25,7 +25,7 @@ from zeos_forecast.pipeline.checks import (
 from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.published_forecast import published_forecast
-from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 
 WEEK = dt.date(2025, 6, 2)
@@ -55,7 +55,7 @@ def run_history(root: Path, instance, first: dt.date, last: dt.date) -> dg.Execu
     return dg.materialize(
         [*ASSETS, *CHECKS],
         selection=[sales_history, sales_history_checks],
-        resources={"lake": LakeResource(root=str(root))},
+        resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
@@ -72,7 +72,7 @@ def run_forecast(
         [*ASSETS, *CHECKS],
         selection=selection or FORECAST_RUN,
         partition_key=week.isoformat(),
-        resources={"lake": LakeResource(root=str(root))},
+        resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
         instance=instance,
         run_config=config,
         raise_on_error=False,

@@ -20,7 +20,7 @@ from zeos_forecast.pipeline.checks import demand_forecast_checks
 from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.published_forecast import published_forecast
-from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 
 WEEKS = [dt.date(2025, 5, 26), dt.date(2025, 6, 2)]  # two origin weeks, both published
@@ -56,7 +56,7 @@ def lake(landing_factory, tmp_path_factory, fast_forecast) -> Path:
     root = tmp_path_factory.mktemp("consumers") / "lake"
     shutil.copytree(landing_factory(SKUS, HISTORY_WEEKS + 2, WEEKS[-1], seed=3), root)
     assets = [sales_history, demand_features, demand_forecast, published_forecast]
-    resources = {"lake": LakeResource(root=str(root))}
+    resources = {"lake": LakeResource(root=str(root)), "compute": ComputeResource()}
     first = WEEKS[0] - dt.timedelta(weeks=HISTORY_WEEKS - 1)
     config = {
         "ops": {

@@ -15,7 +15,7 @@ from zeos_forecast.pipeline.forecast_accuracy import forecast_accuracy
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
 from zeos_forecast.pipeline.partitions import week_ranges
 from zeos_forecast.pipeline.published_forecast import published_forecast
-from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.pipeline.sensors import SensorState, landing_sensor
 from zeos_forecast.storage import Lake
@@ -51,7 +51,7 @@ def execute(request: dg.RunRequest, root: Path, instance, fast_forecast, fast_wi
         [*ASSETS, *CHECKS],
         selection=selection,
         partition_key=request.partition_key,
-        resources={"lake": LakeResource(root=str(root))},
+        resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
         instance=instance,
         tags=tags,
         run_config=run_config,

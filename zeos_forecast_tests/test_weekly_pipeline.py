@@ -19,7 +19,7 @@ import pytest
 from zeos_forecast.pipeline import launch
 from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
-from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
@@ -67,7 +67,7 @@ def materialize_history(
     """`sales_history` for the weeks `first .. last` in one run, as a UI range backfill runs it."""
     return dg.materialize(
         [sales_history],
-        resources={"lake": LakeResource(root=str(root))},
+        resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
@@ -82,7 +82,7 @@ def materialize_forecast(root: Path, instance, config: dict) -> dg.ExecuteInProc
         ASSETS,
         selection=[demand_features, demand_forecast],
         partition_key=WEEK.isoformat(),
-        resources={"lake": LakeResource(root=str(root))},
+        resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
         instance=instance,
         run_config=config,
     )

@@ -54,6 +54,13 @@ class ForecastResult:
     zero_share: float = 0.0
     target_transform: str = ""
     point_objective: str = ""
+    rows: int = 0
+    forecast_sum: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.rows and len(self.table):
+            self.rows = len(self.table)
+            self.forecast_sum = float(self.table[POINT].sum())
 
 
 def week_of_year(dates: pd.DatetimeIndex) -> np.ndarray:
@@ -165,13 +172,37 @@ def _fit_and_score(
     train = features.loc[
         features["week"] <= origin, ["sku", "week", "demand", "weight", *dynamic, *static]
     ].rename(columns={"sku": "unique_id", "week": "ds", "demand": "y"})
+    forecaster = make_forecaster(settings)
+    x, y = forecaster.preprocess(
+        train,
+        static_features=static,
+        weight_col="weight",
+        dropna=False,
+        return_X_y=True,
+        validate_data=False,
+    )
+    del train
+    x, y = training_sample(x, y, settings.train_rows, settings.seed)
+    fit_models(forecaster, x, y, trees, settings)
+    seconds = {"fit": time.perf_counter() - started}
+    train_rows = len(x)
+    del x, y
+
+    started = time.perf_counter()
+    scores = score(forecaster, ids, future if dynamic else None, origin, settings, horizon)
+    seconds["predict"] = time.perf_counter() - started
+    return _Fitted(scores, forecaster, train_rows, seconds)
+
+
+def make_forecaster(settings: ForecastSettings) -> MLForecast:
+    """The MLForecast of these settings: the point model plus one quantile model per level."""
     params = _lgbm_params(settings)
     models = {POINT: lgb.LGBMRegressor(objective=settings.point_objective, **params)}
     models |= {
         column: lgb.LGBMRegressor(objective="quantile", alpha=level, **params)
         for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True)
     }
-    forecaster = MLForecast(
+    return MLForecast(
         models=models,
         freq=FREQ,
         lags=list(settings.lags),
@@ -186,36 +217,143 @@ def _fit_and_score(
         target_transforms=_target_transforms(settings),
         num_threads=params["n_jobs"],
     )
-    fit_kwargs = {name: {"callbacks": [lambda _env: trees.advance()]} for name in models}
-    forecaster.fit(
-        train,
-        static_features=static,
-        weight_col="weight",
-        dropna=False,
-        models_fit_kwargs=fit_kwargs,
-        validate_data=False,
-    )
-    seconds = {"fit": time.perf_counter() - started}
-    train_rows = len(train)
-    del train
 
-    started = time.perf_counter()
-    quantile_models = {c: forecaster.models_.pop(c) for c in settings.quantile_columns}
-    along_path = _QuantilesAlongPointPath(quantile_models, ids, _inverse(settings))
-    with warnings.catch_warnings():
-        # Young SKUs have no long lags yet: NaN features are expected and LightGBM handles them.
-        warnings.filterwarnings("ignore", message="Found null values")
-        predictions = forecaster.predict(
-            horizon,
-            X_df=future if dynamic else None,
-            ids=list(ids),
-            before_predict_callback=along_path,
+
+def training_sample(
+    x: pd.DataFrame, y: np.ndarray, max_rows: int, seed: int, share: float | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows the models are fitted on: all of them, or a uniform sample of observed rows.
+
+    Up to `max_rows` training rows with weight > 0, every model fits on every row (unobserved
+    weeks included, with weight 0, as before). Beyond that, each observed row is kept with the
+    same probability `share` (default `max_rows / observed rows`, so about `max_rows` remain),
+    drawn from `seed`: every SKU and every week is represented in proportion to its history,
+    and weight-0 rows, which teach the models nothing, are left out.
+    """
+    observed = x["weight"].to_numpy() > 0
+    n_observed = int(observed.sum())
+    if share is None:
+        if n_observed <= max_rows:
+            return x, y
+        share = max_rows / n_observed
+    keep = observed & (np.random.default_rng(seed).random(len(x)) < share)
+    return x.loc[keep].reset_index(drop=True), y[keep]
+
+
+def fit_models(
+    forecaster: MLForecast,
+    x: pd.DataFrame,
+    y: np.ndarray,
+    trees: Progress,
+    settings: ForecastSettings,
+) -> None:
+    """Fits every model of the settings on the same rows, reporting trees as they are built.
+
+    mlforecast computed `x` (`MLForecast.preprocess`) and scores with the models (`predict`);
+    the fit itself bins the rows into one LightGBM `Dataset` shared by the point and quantile
+    models, instead of one copy per model.
+    """
+    weight = x["weight"].to_numpy(dtype="float32")
+    inputs = x.drop(columns="weight")
+    categories = {
+        c: inputs[c].cat.categories
+        for c in inputs.columns
+        if isinstance(inputs[c].dtype, pd.CategoricalDtype)
+    }
+    dataset = lgb.Dataset(
+        as_matrix(inputs, categories),
+        label=np.asarray(y, dtype="float32"),
+        weight=weight,
+        feature_name=list(inputs.columns),
+        categorical_feature=list(categories),
+        free_raw_data=False,
+        params={"verbosity": -1, "seed": settings.seed},
+    )
+    params = _lgbm_params(settings)
+    rounds = params.pop("n_estimators")
+    params["num_threads"] = params.pop("n_jobs")
+    params["seed"] = params.pop("random_state")
+    objectives = {POINT: {"objective": settings.point_objective}}
+    objectives |= {
+        column: {"objective": "quantile", "alpha": level}
+        for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True)
+    }
+    models = {}
+    for name, objective in objectives.items():
+        booster = lgb.train(
+            {**params, **objective},
+            dataset,
+            num_boost_round=rounds,
+            callbacks=[lambda _env: trees.advance()],
         )
-    scores = predictions.merge(
+        models[name] = FittedBooster(booster, list(inputs.columns), categories)
+    forecaster.models_ = models
+
+
+def as_matrix(frame: pd.DataFrame, categories: dict[str, pd.Index]) -> np.ndarray:
+    """Model inputs as one float32 matrix; categoricals coded as in `categories` (else NaN)."""
+    matrix = np.empty((len(frame), frame.shape[1]), dtype="float32")
+    for i, column in enumerate(frame.columns):
+        values = frame[column]
+        if column in categories:
+            if not values.cat.categories.equals(categories[column]):
+                values = values.cat.set_categories(categories[column])
+            codes = values.cat.codes.to_numpy()
+            matrix[:, i] = np.where(codes >= 0, codes, np.nan)
+        else:
+            matrix[:, i] = values.to_numpy(dtype="float32", na_value=np.nan)
+    return matrix
+
+
+class FittedBooster:
+    """A fitted LightGBM booster with the `predict(frame)` mlforecast calls.
+
+    Attributes:
+        booster_: The LightGBM booster (feature importance, parameters).
+        columns: The input columns in training order.
+        categories: Categories of each categorical input, as coded in training.
+    """
+
+    def __init__(self, booster: lgb.Booster, columns: list[str], categories: dict[str, pd.Index]):
+        self.booster_ = booster
+        self.columns = columns
+        self.categories = categories
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        return as_matrix(frame[self.columns], self.categories)
+
+    def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        matrix = frame if isinstance(frame, np.ndarray) else self.matrix(frame)
+        return self.booster_.predict(matrix)
+
+
+def score(
+    forecaster: MLForecast,
+    ids: np.ndarray,
+    future: pd.DataFrame | None,
+    origin: pd.Timestamp,
+    settings: ForecastSettings,
+    horizon: int,
+    history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Raw scores of `ids` for `horizon` weeks: the point and every quantile along its path.
+
+    `history` (mlforecast's long format) scores series other than those the forecaster was
+    fitted on, as a shard of SKUs is scored with models trained on a sample.
+    """
+    models = forecaster.models_
+    along_path = _AlongPointPath(models, settings, ids)
+    forecaster.models_ = {POINT: along_path}
+    try:
+        with warnings.catch_warnings():
+            # Young SKUs have no long lags yet: NaN features are expected; LightGBM handles them.
+            warnings.filterwarnings("ignore", message="Found null values")
+            predictions = forecaster.predict(horizon, X_df=future, ids=list(ids), new_df=history)
+    finally:
+        forecaster.models_ = models
+    return predictions.merge(
         along_path.frame(origin), on=["unique_id", "ds"], how="left", validate="one_to_one"
     )
-    seconds["predict"] = time.perf_counter() - started
-    return _Fitted(scores, forecaster, train_rows, seconds)
 
 
 def _calibration_offsets(
@@ -333,29 +471,33 @@ def _follow_prices(future: pd.DataFrame, dynamic: list[str]) -> str | None:
     return regular
 
 
-class _QuantilesAlongPointPath:
-    """A `before_predict_callback` that scores the quantile models on each step's point features.
+class _AlongPointPath:
+    """Stands in for the point model while mlforecast predicts recursively.
 
-    mlforecast hands the callback one row per predicted series in the order of the (sorted) `ids`
-    given to `predict`; its index is positional, not the series id, so the ids are kept here.
+    At each step mlforecast hands over the point model's features (lags fed with its own
+    forecasts); they are turned into a matrix once and every quantile model is evaluated on it,
+    so all quantiles describe the same expected path. Rows come in the order of the (sorted)
+    `ids` given to `predict`; their index is positional, not the series id.
     """
 
-    def __init__(self, models: dict[str, Any], ids: np.ndarray, inverse=None):
-        self.models = models
+    def __init__(self, models: dict[str, FittedBooster], settings: ForecastSettings, ids):
+        self.point = models[POINT]
+        self.quantiles = {c: models[c] for c in settings.quantile_columns}
+        self.inverse = _inverse(settings)  # mlforecast inverts the point forecast itself
         self.ids = ids
-        self.inverse = inverse  # back from the models' target scale (mlforecast does the point's)
         self.steps: list[pd.DataFrame] = []
 
-    def __call__(self, step_features: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, step_features: pd.DataFrame) -> np.ndarray:
         if len(step_features) != len(self.ids):
             raise RuntimeError(
                 f"expected features for {len(self.ids)} series, got {len(step_features)}"
             )
-        scores = {name: model.predict(step_features) for name, model in self.models.items()}
+        matrix = self.point.matrix(step_features)
+        scores = {name: model.predict(matrix) for name, model in self.quantiles.items()}
         if self.inverse is not None:
             scores = {name: self.inverse(values) for name, values in scores.items()}
         self.steps.append(pd.DataFrame(scores))
-        return step_features
+        return self.point.predict(matrix)
 
     def frame(self, origin: pd.Timestamp) -> pd.DataFrame:
         """Quantile scores with `unique_id` and `ds`, one block per horizon step."""

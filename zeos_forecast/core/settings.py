@@ -45,6 +45,10 @@ class ForecastSettings:
             shift each quantile so that it covers those weeks as often as its level says
             (split-conformal, per horizon, on a log scale); then fit on the whole window.
             Costs a second fit; 0 turns it off.
+        train_rows: Most training rows per model. A window with more observed SKU-weeks than
+            this trains on a uniform random sample of them (seeded), which bounds fit time and
+            memory at any number of SKUs; at or below it, on every row. Measured in the README
+            (benchmark: scale).
         n_estimators: Trees per LightGBM model.
         learning_rate: LightGBM learning rate.
         num_leaves: Leaves per tree.
@@ -63,6 +67,7 @@ class ForecastSettings:
     target_transform: str = "auto"
     point_objective: str = "auto"
     calibration_weeks: int = 8
+    train_rows: int = 1_000_000
     n_estimators: int = 100
     learning_rate: float = 0.1
     num_leaves: int = 63
@@ -92,6 +97,8 @@ class ForecastSettings:
             )
         if self.calibration_weeks < 0:
             problems.append(f"calibration_weeks must be >= 0, got {self.calibration_weeks}")
+        if self.train_rows < 1_000:
+            problems.append(f"train_rows must be >= 1000, got {self.train_rows}")
         if self.active_weeks < 1:
             problems.append(f"active_weeks must be >= 1, got {self.active_weeks}")
         if problems:

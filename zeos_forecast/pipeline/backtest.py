@@ -97,6 +97,7 @@ def run_backtest(
     window_config: dict[str, Any] | None = None,
     horizons: list[int] | None = None,
     report: Report | None = print,
+    compute_config: dict[str, Any] | None = None,
 ) -> BacktestResult:
     """Forecasts each origin as of itself, scores every covered week, summarizes the accuracy.
 
@@ -106,6 +107,7 @@ def run_backtest(
         instance: The Dagster instance that records the runs.
         every: Weeks between origins.
         forecast_config, window_config: Run config of `demand_forecast` / `demand_features`.
+        compute_config: Config of the `compute` resource (engine, memory budget).
         horizons: Horizons to summarize (default: all the forecasts have).
         report: Receives progress lines.
 
@@ -122,7 +124,14 @@ def run_backtest(
     for origin in origins:
         started = time.perf_counter()
         forecast_week(
-            origin, lake_root, instance, forecast_config, window_config, report=None, publish=False
+            origin,
+            lake_root,
+            instance,
+            forecast_config,
+            window_config,
+            report=None,
+            publish=False,
+            compute_config=compute_config,
         )
         seconds.append(time.perf_counter() - started)
         progress.advance()

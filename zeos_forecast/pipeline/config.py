@@ -54,6 +54,10 @@ class ForecastConfig(dg.Config):
         DEFAULTS.calibration_weeks,
         description="Latest weeks held back to calibrate the quantiles (0 = off).",
     )
+    train_rows: int = Field(
+        DEFAULTS.train_rows,
+        description="Most training rows per model; a larger window trains on a uniform sample.",
+    )
     n_estimators: int = Field(DEFAULTS.n_estimators, description="Trees per LightGBM model.")
     learning_rate: float = Field(DEFAULTS.learning_rate, description="LightGBM learning rate.")
     num_leaves: int = Field(DEFAULTS.num_leaves, description="Leaves per tree.")

@@ -1,20 +1,31 @@
 """`demand_forecast`: train LightGBM on the window and score every active SKU, in one step."""
 
+import contextlib
 import datetime as dt
 import time
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
 from ..core.contract import LandingDataError, validate_plan_drop
+from ..core.engine import (
+    FOOTER_KEY,
+    EngineSettings,
+    SerialExecutor,
+    ShardedInput,
+    WindowStats,
+    dask_executor,
+    train_and_score_sharded,
+)
 from ..core.model import train_and_score
 from ..storage import Lake
 from .config import ForecastConfig
 from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
 from .metadata import peak_memory_mb, preview, timings
 from .partitions import partition_week, weekly_partitions
-from .resources import LakeResource
+from .resources import ComputeResource, LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
 
 __all__ = ["DEMAND_FORECAST", "demand_forecast"]
@@ -30,7 +41,10 @@ DEMAND_FORECAST = "demand_forecast"
     kinds={"lightgbm", "parquet"},
 )
 def demand_forecast(
-    context: dg.AssetExecutionContext, config: ForecastConfig, lake: LakeResource
+    context: dg.AssetExecutionContext,
+    config: ForecastConfig,
+    lake: LakeResource,
+    compute: ComputeResource,
 ) -> dg.MaterializeResult:
     """Probabilistic demand forecast for weeks W+1..W+H of every active SKU, from origin week W.
 
@@ -38,34 +52,67 @@ def demand_forecast(
     features of W, and scores all active SKUs in the same step: no model server, no checkpoint,
     no artifact hand-off. Over the horizon, prices and promotion columns come from the plans in
     `landing/plans/week=.../` where they exist, else the last observed value is carried forward
-    (the metadata says which). Writes `demand_forecast/forecast_week=W/part-0.parquet` with
+    (the metadata says which). A window larger than the memory budget is trained on a uniform
+    sample of `train_rows` rows and scored in SKU shards, streamed into the file (engine
+    `sharded`, or `dask` on a cluster's workers). Writes
+    `demand_forecast/forecast_week=W/part-0.parquet` with
     `article_id, merchant_id, week, horizon, forecast, q10, q50, q90, run_id`.
     """
     store = lake.open()
     origin = partition_week(context.partition_key)
     settings = config.settings()
+    engine = compute.settings()
     started = time.perf_counter()
-    features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
+    groups, rows = store.partition_layout(DEMAND_FEATURES, ORIGIN_KEY, origin)
     plans, plan_weeks = _plans(store, origin, settings.horizon)
-    read_seconds = time.perf_counter() - started
-    context.log.info(f"Training on {len(features):,} rows of {features['sku'].nunique():,} SKUs.")
-    result = train_and_score(features, origin, settings, report=context.log.info, plans=plans)
-    del features
-    table = result.table.assign(run_id=context.run_id)
-    started = time.perf_counter()
-    path = store.write_partition(
-        DEMAND_FORECAST, ORIGIN_KEY, origin, pa.Table.from_pandas(table, preserve_index=False)
-    )
-    seconds = {"read": read_seconds, **result.seconds, "write": time.perf_counter() - started}
+    mode = engine.choose(rows)
+    context.log.info(f"Training on {rows:,} feature rows with engine {mode}.")
+    if mode == "memory":
+        features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
+        read_seconds = time.perf_counter() - started
+        result = train_and_score(features, origin, settings, report=context.log.info, plans=plans)
+        del features
+        started = time.perf_counter()
+        table = result.table.assign(run_id=context.run_id)
+        path = store.write_partition(
+            DEMAND_FORECAST, ORIGIN_KEY, origin, pa.Table.from_pandas(table, preserve_index=False)
+        )
+        seconds = {"read": read_seconds, **result.seconds, "write": time.perf_counter() - started}
+    else:
+        footer = store.partition_footer(DEMAND_FEATURES, ORIGIN_KEY, origin)
+        source = ShardedInput(
+            read=store.row_group_reader(DEMAND_FEATURES, ORIGIN_KEY, origin),
+            groups=groups,
+            rows=rows,
+            stats=WindowStats.from_json(footer[FOOTER_KEY]) if FOOTER_KEY in footer else None,
+        )
+        written: dict[str, str] = {}
+
+        def sink(tables: Iterator[pd.DataFrame]) -> None:
+            batches = (
+                pa.Table.from_pandas(t.assign(run_id=context.run_id), preserve_index=False)
+                for t in tables
+            )
+            written["path"], _ = store.write_partition_batches(
+                DEMAND_FORECAST, ORIGIN_KEY, origin, batches
+            )
+
+        with _executor(mode, engine, context) as executor:
+            result = train_and_score_sharded(
+                source, origin, settings, sink, engine, context.log.info, plans, executor
+            )
+        path = written["path"]
+        seconds = result.seconds
     return dg.MaterializeResult(
         metadata={
-            "rows": len(table),
+            "rows": result.rows,
             "skus_scored": result.skus_scored,
             "skus_trained": result.skus_trained,
             "train_rows": result.train_rows,
+            "engine": mode,
             "horizon": settings.horizon,
             "quantiles": ", ".join(settings.quantile_columns),
-            "mean_weekly_forecast": round(float(table["forecast"].sum() / settings.horizon), 1),
+            "mean_weekly_forecast": round(result.forecast_sum / settings.horizon, 1),
             "target": f"{result.target_transform}, point objective {result.point_objective} "
             f"({result.zero_share:.0%} of observed weeks without demand)",
             "calibration": dg.MetadataValue.md(_calibration_note(result, settings)),
@@ -80,9 +127,18 @@ def demand_forecast(
                 .to_markdown(floatfmt=".3f")
             ),
             "path": dg.MetadataValue.path(store.uri_of_path(path)),
-            "preview": preview(table.drop(columns="run_id")),
+            "preview": preview(result.table),
         }
     )
+
+
+@contextlib.contextmanager
+def _executor(mode: str, engine: EngineSettings, context: dg.AssetExecutionContext):
+    if mode == "dask":
+        with dask_executor(engine, context.log.info) as executor:
+            yield executor
+    else:
+        yield SerialExecutor()
 
 
 def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | None, list[dt.date]]:

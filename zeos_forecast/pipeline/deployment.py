@@ -5,14 +5,15 @@
 - `prod`: the lake root is `dg.EnvVar("ZEOS_LAKE")`, required and resolved when a run starts
   (the UI shows the variable's name, never a value).
 
-Resources: `lake` (`LakeResource`, what the assets read and write) and `landing` (the
-`LandingZone` the sensor watches: the lake's landing zone, local or S3). In both deployments an
-`s3://` root is reached through an `S3Resource` nested in each of them, whose fields are
-`dg.EnvVar`s of the variables in `environment.S3_VARS` that are set (`ZEOS_S3_ENDPOINT_URL`,
-`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, ...): Dagster resolves them inside
-the run, so secrets never sit in code, run config, logs or metadata. Unset variables are left
-out (an EnvVar of an unset variable fails the run at launch), and what is left out falls back to
-the AWS SDK's default chain (say an instance or task role).
+Resources: `lake` (`LakeResource`, what the assets read and write), `landing` (the `LandingZone` the
+sensor watches: the lake's landing zone, local or S3) and `compute` (`ComputeResource`: engine and
+memory budget, set per run or in the deployment). In both deployments an `s3://` root is reached
+through an `S3Resource` nested in each of them, whose fields are `dg.EnvVar`s of the variables in
+`environment.S3_VARS` that are set (`ZEOS_S3_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+`AWS_SECRET_ACCESS_KEY`, ...): Dagster resolves them inside the run, so secrets never sit in code,
+run config, logs or metadata. Unset variables are left out (an EnvVar of an unset variable fails the
+run at launch), and what is left out falls back to the AWS SDK's default chain (say an instance or
+task role).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dagster_aws.s3 import S3Resource
 from ..storage import Lake
 from .environment import LAKE_VAR, S3_VARS, deployment, lake_root
 from .landing_zone import LandingZone, LocalLandingZone, S3LandingZone
-from .resources import LakeResource
+from .resources import ComputeResource, LakeResource
 
 __all__ = [
     "lake_resource",
@@ -40,8 +41,8 @@ INT_FIELDS = frozenset({"max_attempts"})
 
 
 def resources_for_deployment() -> dict[str, Any]:
-    """The code location's resources for `ZEOS_DEPLOYMENT`: `lake` and `landing`."""
-    return {"lake": lake_resource(), "landing": landing_resource()}
+    """The code location's resources for `ZEOS_DEPLOYMENT`: `lake`, `landing` and `compute`."""
+    return {"lake": lake_resource(), "landing": landing_resource(), "compute": ComputeResource()}
 
 
 def lake_resource(root: str | None = None) -> LakeResource:

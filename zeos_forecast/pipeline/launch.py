@@ -79,6 +79,7 @@ def forecast_week(
     window_config: dict[str, Any] | None = None,
     report: Report | None = print,
     publish: bool = True,
+    compute_config: dict[str, Any] | None = None,
 ) -> WeekRun:
     """Brings `sales_history` up to date for the window, then materializes features and forecast.
 
@@ -111,7 +112,9 @@ def forecast_week(
     assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
     if not publish:
         assets.remove(PUBLISHED_FORECAST)
-    run_id, metadata = _execute(instance, assets, {PARTITION_TAG: week.isoformat()}, lake_root, ops)
+    run_id, metadata = _execute(
+        instance, assets, {PARTITION_TAG: week.isoformat()}, lake_root, ops, compute_config
+    )
     outcome.run_ids.append(run_id)
     outcome.metadata.update(metadata)
     return outcome
@@ -248,11 +251,15 @@ def _execute(
     tags: dict[str, str],
     lake_root: str,
     ops: dict[str, Any],
+    compute_config: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     run_config = {
         "execution": {"config": {"in_process": {}}},
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
-        "resources": {"lake": {"config": {"root": lake_root}}},
+        "resources": {
+            "lake": {"config": {"root": lake_root}},
+            "compute": {"config": compute_config or {}},
+        },
         "ops": ops,
     }
     with dg.execute_job(

@@ -10,9 +10,10 @@ import pyarrow.fs as pafs
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
+from ..core.engine import ENGINES, EngineSettings
 from ..storage import Lake, s3_filesystem
 
-__all__ = ["LakeResource"]
+__all__ = ["ComputeResource", "LakeResource"]
 
 # S3Resource fields that hold credentials: never shown by `repr`.
 SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
@@ -43,6 +44,35 @@ class LakeResource(dg.ConfigurableResource):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             yield name, (_RedactedS3(value) if isinstance(value, S3Resource) else value)
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Where the features and the forecast are computed, and within what memory.
+
+    `auto` keeps a window in memory while it fits half the budget's estimate and otherwise
+    builds features and scores in SKU shards with a bounded training sample; `dask` spreads the
+    shards over a Dask cluster (a `LocalCluster` when `dask_address` is unset). See
+    `core/engine.py` and the README (benchmark: scale).
+    """
+
+    engine: str = Field("auto", description=f"One of {', '.join(ENGINES)}.")
+    max_memory_gb: float | None = Field(
+        None, description="Memory budget of a run in GiB (default: half the machine's memory)."
+    )
+    dask_address: str | None = Field(
+        None, description="Dask scheduler address, e.g. tcp://scheduler:8786 (engine dask)."
+    )
+    dask_workers: int = Field(
+        2, description="Workers of the LocalCluster started when dask_address is unset."
+    )
+
+    def settings(self) -> EngineSettings:
+        return EngineSettings(
+            engine=self.engine,
+            max_memory_gb=self.max_memory_gb,
+            dask_address=self.dask_address,
+            dask_workers=self.dask_workers,
+        )
 
 
 def _filesystem(s3: S3Resource, bucket: str) -> pafs.S3FileSystem:
