@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -28,7 +27,6 @@ def bench(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=300,
-        env={k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
