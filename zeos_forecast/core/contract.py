@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ __all__ = [
     "PLAN_REQUIRED_COLUMNS",
     "REQUIRED_COLUMNS",
     "LandingDataError",
+    "ValueRule",
     "validate_metadata",
     "validate_plan_drop",
     "validate_sales_drop",
@@ -32,6 +34,29 @@ SAMPLE_ROWS = 5
 DEFAULT_HINT = "Correct the file and drop it again: the files first, the _SUCCESS marker last."
 # Units above this in one SKU-week are a unit or parsing mistake, not demand.
 MAX_UNITS_PER_WEEK = 1e9
+
+
+@dataclass(frozen=True)
+class ValueRule:
+    """The values a numeric column may hold.
+
+    Attributes:
+        low, high: Bounds of the values (both included unless `strict_low`).
+        strict_low: `low` itself is not allowed.
+        allow_nan: Empty cells are allowed (an absent value, not an error).
+    """
+
+    low: float
+    high: float
+    strict_low: bool = False
+    allow_nan: bool = True
+
+
+UNITS_RULE = ValueRule(0.0, MAX_UNITS_PER_WEEK, allow_nan=False)
+PRICE_RULE = ValueRule(0.0, np.inf, strict_low=True)
+AVAILABILITY_RULE = ValueRule(0.0, 1.0)
+EXTRA_RULE = ValueRule(-np.inf, np.inf)
+EXTRA_WHAT = "an extra column (extra columns are numeric dynamic features)"
 
 
 class LandingDataError(ValueError):
@@ -153,23 +178,15 @@ def _validate_file(
         out[column] = _ids(path, frame, column)
     out["week"] = _weeks(path, frame, week)
     if not plan:
-        out["units_sold"] = _numbers(path, frame, "units_sold", low=0.0, high=MAX_UNITS_PER_WEEK)
-    out["price"] = _optional(path, frame, "price", low=0.0, high=np.inf, strict_low=True)
-    out["list_price"] = _optional(path, frame, "list_price", low=0.0, high=np.inf, strict_low=True)
+        out["units_sold"] = _numbers(path, frame, "units_sold", UNITS_RULE)
+    out["price"] = _optional(path, frame, "price", PRICE_RULE)
+    out["list_price"] = _optional(path, frame, "list_price", PRICE_RULE)
     if not plan:
-        availability = _optional(path, frame, "availability", low=0.0, high=1.0)
+        availability = _optional(path, frame, "availability", AVAILABILITY_RULE)
         out["availability"] = availability.fillna(1.0)
     extras = [c for c in frame.columns if c not in out.columns]
     for column in extras:
-        out[column] = _numbers(
-            path,
-            frame,
-            column,
-            low=-np.inf,
-            high=np.inf,
-            allow_nan=True,
-            what="an extra column (extra columns are numeric dynamic features)",
-        )
+        out[column] = _numbers(path, frame, column, EXTRA_RULE, what=EXTRA_WHAT)
     return out
 
 
@@ -217,15 +234,9 @@ def _weeks(path: str, frame: pd.DataFrame, week: dt.date) -> pd.Series:
 
 
 def _numbers(
-    path: str,
-    frame: pd.DataFrame,
-    column: str,
-    low: float,
-    high: float,
-    strict_low: bool = False,
-    allow_nan: bool = False,
-    what: str = "",
+    path: str, frame: pd.DataFrame, column: str, rule: ValueRule, what: str = ""
 ) -> pd.Series:
+    low, high, strict_low = rule.low, rule.high, rule.strict_low
     raw = frame[column]
     if pd.api.types.is_datetime64_any_dtype(raw) or pd.api.types.is_timedelta64_dtype(raw):
         _raise_if(
@@ -243,7 +254,7 @@ def _numbers(
     _raise_if(
         unparsable, path, frame, column, f"is not a number{' (' + what + ')' if what else ''}"
     )
-    if not allow_nan:
+    if not rule.allow_nan:
         _raise_if(values.isna(), path, frame, column, "is empty")
     _raise_if(~np.isfinite(values) & values.notna(), path, frame, column, "is not finite")
     too_low = (values <= low) if strict_low else (values < low)
@@ -254,12 +265,10 @@ def _numbers(
     return values
 
 
-def _optional(
-    path: str, frame: pd.DataFrame, column: str, low: float, high: float, strict_low: bool = False
-) -> pd.Series:
+def _optional(path: str, frame: pd.DataFrame, column: str, rule: ValueRule) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(np.nan, index=frame.index, dtype="float64")
-    return _numbers(path, frame, column, low, high, strict_low=strict_low, allow_nan=True)
+    return _numbers(path, frame, column, rule)
 
 
 def _reject_duplicate_keys(combined: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
