@@ -93,12 +93,14 @@ class EngineSettings:
         dask_address: Scheduler of an existing Dask cluster (`tcp://host:8786`); without it the
             `dask` engine starts a `LocalCluster` for the run.
         dask_workers: Workers of that `LocalCluster` (one thread each).
+        shard_rows_override: Rows per shard instead of the budget's (`shard_rows`).
     """
 
     engine: str = "auto"
     max_memory_gb: float | None = None
     dask_address: str | None = None
     dask_workers: int = 2
+    shard_rows_override: int | None = None
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -123,6 +125,8 @@ class EngineSettings:
     @property
     def shard_rows(self) -> int:
         """Rows per shard: a quarter of the budget in flight, within sane bounds."""
+        if self.shard_rows_override:
+            return self.shard_rows_override
         rows = self.budget_bytes // 4 // SHARD_BYTES_PER_ROW
         return int(min(max(rows, MIN_SHARD_ROWS), MAX_SHARD_ROWS))
 

@@ -66,12 +66,17 @@ class ComputeResource(dg.ConfigurableResource):
         2, description="Workers of the LocalCluster started when dask_address is unset."
     )
 
+    shard_rows: int | None = Field(
+        None, description="Rows per shard (default: from the memory budget)."
+    )
+
     def settings(self) -> EngineSettings:
         return EngineSettings(
             engine=self.engine,
             max_memory_gb=self.max_memory_gb,
             dask_address=self.dask_address,
             dask_workers=self.dask_workers,
+            shard_rows_override=self.shard_rows,
         )
 
 

@@ -1,0 +1,236 @@
+"""The sharded and Dask engines: same forecast as in memory, bounded samples, through Dagster.
+
+Core-level tests build one feature frame and compare engines on it; the Dagster-level tests run
+the weekly assets with the `compute` resource asking for small shards, so that a handful of SKUs
+already spans several shards, row groups and Dask tasks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from core_frames import panel_history
+from hypothesis import given
+from hypothesis import strategies as st
+
+from zeos_forecast.core.engine import (
+    EngineSettings,
+    ShardedInput,
+    WindowStats,
+    sampling_plan,
+    train_and_score_sharded,
+)
+from zeos_forecast.core.features import build_demand_features
+from zeos_forecast.core.model import train_and_score
+from zeos_forecast.core.settings import ForecastSettings
+from zeos_forecast.datasets.synthetic import generate_panel
+from zeos_forecast.pipeline.demand_features import demand_features
+from zeos_forecast.pipeline.demand_forecast import demand_forecast
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
+from zeos_forecast.pipeline.sales_history import sales_history
+from zeos_forecast.storage import Lake
+
+ORIGIN = dt.date(2025, 6, 2)
+KEYS = ["article_id", "merchant_id", "week", "horizon"]
+VALUES = ["forecast", "q10", "q50", "q90"]
+FAST = ForecastSettings(horizon=4, n_estimators=15, threads=1, calibration_weeks=0)
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    panel = generate_panel(300, 60, ORIGIN, seed=3)
+    return build_demand_features(
+        panel_history(panel), ORIGIN, 60, 13, panel.articles, panel.merchants
+    )
+
+
+def sharded(features: pd.DataFrame, root: Path, groups: int) -> ShardedInput:
+    """The frame written as `groups` SKU-aligned row groups, read back as the engine reads it."""
+    lake = Lake(str(root))
+    skus = np.array_split(features["sku"].unique(), groups)
+    tables = (
+        pa.Table.from_pandas(features.loc[features["sku"].isin(part)], preserve_index=False)
+        for part in skus
+    )
+    lake.write_partition_batches("demand_features", "forecast_week", ORIGIN, tables)
+    count, rows = lake.partition_layout("demand_features", "forecast_week", ORIGIN)
+    return ShardedInput(
+        lake.row_group_reader("demand_features", "forecast_week", ORIGIN), count, rows
+    )
+
+
+def run_sharded(source: ShardedInput, settings: ForecastSettings, shard_rows: int, executor=None):
+    written: list[pd.DataFrame] = []
+    result = train_and_score_sharded(
+        source,
+        ORIGIN,
+        settings,
+        lambda tables: written.extend(tables),
+        EngineSettings(shard_rows_override=shard_rows),
+        executor=executor,
+    )
+    return result, pd.concat(written, ignore_index=True)
+
+
+# ---- the sampling plan ----
+
+
+@given(
+    observed=st.integers(1_000, 10**10),
+    skus=st.integers(1, 10**7),
+    train_rows=st.integers(1_000, 10**7),
+)
+def test_the_sample_trains_on_about_train_rows_rows_whatever_the_window(observed, skus, train_rows):
+    rows = observed + observed // 5
+    stats = WindowStats(observed_rows=observed, zero_share=0.1, skus=skus, active_skus=skus)
+
+    stride, share, calibration_stride = sampling_plan(stats, rows, train_rows)
+
+    assert stride >= 1 and calibration_stride % stride == 0
+    if observed <= train_rows:
+        assert (stride, share) == (1, None)  # everything, as in memory
+    else:
+        assert 0 < share <= 1
+        expected_rows = observed / stride * share
+        assert expected_rows == pytest.approx(min(train_rows, observed / stride), rel=1e-9)
+
+
+# ---- engines on one feature frame ----
+
+
+def test_the_sharded_engine_gives_the_memory_forecast_when_it_trains_on_every_row(
+    features, tmp_path
+):
+    memory = train_and_score(features, ORIGIN, FAST).table
+    source = sharded(features, tmp_path / "lake", groups=5)
+
+    result, table = run_sharded(source, FAST, shard_rows=len(features) // 3)
+
+    assert result.train_rows == len(features)
+    assert result.rows == len(table) == len(memory)
+    pd.testing.assert_frame_equal(
+        table.sort_values(KEYS, ignore_index=True)[KEYS + VALUES],
+        memory.sort_values(KEYS, ignore_index=True)[KEYS + VALUES],
+        rtol=1e-5,
+    )
+
+
+def test_a_bounded_sample_still_forecasts_every_active_sku(features, tmp_path):
+    source = sharded(features, tmp_path / "lake", groups=4)
+    settings = ForecastSettings(horizon=4, n_estimators=15, threads=1, train_rows=2_000)
+
+    result, table = run_sharded(source, settings, shard_rows=5_000)
+
+    observed = int((features["weight"] > 0).sum())
+    assert observed > 4 * settings.train_rows  # the sample is the point of this test
+    assert 0.7 * settings.train_rows <= result.train_rows <= 1.3 * settings.train_rows
+    active = features.loc[features["active"], ["article_id", "merchant_id"]].drop_duplicates()
+    assert result.skus_scored == len(active) == table.groupby(KEYS[:2], observed=True).ngroups
+    assert len(table) == 4 * len(active)
+    assert (table[VALUES].to_numpy() >= 0).all()
+    assert (table["q10"] <= table["q50"]).all() and (table["q50"] <= table["q90"]).all()
+    assert result.calibration is not None  # calibrated on a sample of the sampled SKUs
+
+
+def test_shards_arrive_in_sku_order_so_the_written_file_is_sorted(features, tmp_path):
+    source = sharded(features, tmp_path / "lake", groups=6)
+
+    _, table = run_sharded(source, FAST, shard_rows=3_000)
+
+    keys = list(zip(table["article_id"], table["merchant_id"], table["horizon"], strict=True))
+    assert keys == sorted(keys)
+
+
+# ---- through Dagster ----
+
+HISTORY_WEEKS = 60
+SHARDS = {"shard_rows": 2_500}  # the 200 SKUs below in about five shards
+
+
+@pytest.fixture(scope="module")
+def validated(landing_factory, tmp_path_factory) -> Path:
+    """A lake whose sales_history holds the window of ORIGIN."""
+    landing = landing_factory(200, 64, ORIGIN + dt.timedelta(weeks=4), seed=11)
+    root = tmp_path_factory.mktemp("validated") / "lake"
+    shutil.copytree(landing, root)
+    first = ORIGIN - dt.timedelta(weeks=HISTORY_WEEKS - 1)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [sales_history],
+            resources={"lake": LakeResource(root=str(root))},
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": ORIGIN.isoformat(),
+            },
+        )
+        assert result.success
+    return root
+
+
+def forecast_with(root: Path, compute: ComputeResource) -> tuple[pd.DataFrame, dict]:
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [sales_history, demand_features, demand_forecast],
+            selection=[demand_features, demand_forecast],
+            partition_key=ORIGIN.isoformat(),
+            resources={"lake": LakeResource(root=str(root)), "compute": compute},
+            instance=instance,
+            run_config={
+                "ops": {
+                    "demand_features": {"config": {"history_weeks": HISTORY_WEEKS}},
+                    "demand_forecast": {"config": {"horizon": 4, "n_estimators": 15, "threads": 1}},
+                }
+            },
+        )
+        assert result.success
+        metadata = {
+            key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+            for key, m in (
+                (e.asset_key, e.event_specific_data.materialization)
+                for e in result.get_asset_materialization_events()
+            )
+        }
+    table = Lake(str(root)).read_partition("demand_forecast", "forecast_week", ORIGIN)
+    return table.drop(columns="run_id"), metadata
+
+
+def test_a_weekly_run_in_shards_writes_whole_skus_per_row_group(validated, lake_copy):
+    root = lake_copy(validated)
+
+    table, metadata = forecast_with(root, ComputeResource(engine="sharded", **SHARDS))
+
+    assert metadata["demand_features"]["engine"] == "sharded"
+    assert metadata["demand_features"]["shards"] > 1
+    assert metadata["demand_forecast"]["engine"] == "sharded"
+    features = pq.ParquetFile(
+        root / "demand_features" / f"forecast_week={ORIGIN}" / "part-0.parquet"
+    )
+    assert features.num_row_groups > 1
+    last_skus = set()
+    for group in range(features.num_row_groups):
+        skus = set(features.read_row_group(group, columns=["sku"])["sku"].to_pylist())
+        assert not skus & last_skus  # no SKU is cut in two
+        last_skus = skus
+    assert len(table) == 4 * metadata["demand_forecast"]["skus_scored"]
+
+
+def test_dask_on_a_local_cluster_writes_the_table_of_the_sharded_engine(validated, lake_copy):
+    sharded_table, _ = forecast_with(
+        lake_copy(validated), ComputeResource(engine="sharded", **SHARDS)
+    )
+
+    dask_table, metadata = forecast_with(
+        lake_copy(validated), ComputeResource(engine="dask", dask_workers=2, **SHARDS)
+    )
+
+    assert metadata["demand_forecast"]["engine"] == "dask"
+    pd.testing.assert_frame_equal(dask_table, sharded_table)
