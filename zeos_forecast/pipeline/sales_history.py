@@ -1,21 +1,29 @@
 """`sales_history`: each week's landing drop, validated against the contract, plus demand."""
 
+import datetime as dt
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.contract import LandingDataError, validate_sales_drop
-from ..core.demand import derive_demand
+from ..core.contract_arrow import SKU_ORDER, validate_sales_tables
+from ..core.demand import derive_demand_table
 from ..core.progress import Progress
-from .metadata import peak_memory_mb, preview
+from ..storage import LANDING_SALES, Lake
+from .metadata import PREVIEW_ROWS, peak_memory_mb, preview
 from .partitions import weekly_partitions, weeks_in_window
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
 
-__all__ = ["SALES_HISTORY", "sales_history"]
+__all__ = ["HISTORY_ROW_GROUP_ROWS", "SALES_HISTORY", "sales_history"]
 
 SALES_HISTORY = "sales_history"
+# Row groups small enough that a reader of a SKU range (the partition is sorted by SKU) skips
+# most of a week by the groups' statistics.
+HISTORY_ROW_GROUP_ROWS = 128 * 1024
 
 
 @dg.asset(
@@ -30,8 +38,8 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
     Reads `landing/sales/week=W/` (parquet or CSV, complete once `_SUCCESS` is there), checks it
     against the contract, marks weeks with availability < 1 as censored and estimates their demand,
-    and writes `sales_history/week=W/part-0.parquet`. A range of weeks runs in one run. The landing
-    files are only read.
+    and writes `sales_history/week=W/part-0.parquet`, sorted by (article_id, merchant_id). A range
+    of weeks runs in one run. The landing files are only read.
     """
     store = lake.open()
     weeks = weeks_in_window(context.partition_time_window)
@@ -39,32 +47,75 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     progress = Progress("validating weekly drops", len(weeks), "weeks", context.log.info)
     rows = censored = 0
     last = None
-    for week in weeks:
-        try:
-            files = store.read_sales_drop(week)
-            drop = validate_sales_drop([(f.path, f.frame) for f in files], week)
-        except LandingDataError as error:
-            raise landing_failure(error) from error
-        except FileNotFoundError as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from error
-        last = derive_demand(drop).drop(columns="week")
-        store.write_partition(
-            SALES_HISTORY, "week", week, pa.Table.from_pandas(last, preserve_index=False)
-        )
-        rows += len(last)
-        censored += int(last["censored"].sum())
-        progress.advance()
+    # A week is written while the next one is read and validated: both run in Arrow's C++ code,
+    # which releases the GIL. One write at a time, in week order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-history-write") as writer:
+        written: Future | None = None
+        for week in weeks:
+            try:
+                last = _history_week(store, week)
+            finally:
+                # The weeks before a bad one are written (or the failure of their write is raised).
+                _wait(written)
+            written = writer.submit(
+                store.write_partition,
+                SALES_HISTORY,
+                "week",
+                week,
+                last,
+                row_group_rows=HISTORY_ROW_GROUP_ROWS,
+            )
+            rows += last.num_rows
+            censored += pc.sum(last["censored"]).as_py()
+            progress.advance()
+        _wait(written)
     assert last is not None
     return dg.MaterializeResult(
         metadata={
             "weeks": len(weeks),
             "rows": rows,
-            "skus_last_week": len(last),
+            "skus_last_week": last.num_rows,
             "censored_share": round(censored / max(rows, 1), 4),
-            "units_sold_last_week": float(last["units_sold"].sum()),
+            "units_sold_last_week": float(pc.sum(last["units_sold"]).as_py()),
             "seconds": round(time.perf_counter() - started, 2),
             "peak_memory_mb": peak_memory_mb(),
             "path": dg.MetadataValue.path(store.uri_of(SALES_HISTORY)),
-            "preview_last_week": preview(last),
+            "preview_last_week": preview(last.slice(0, PREVIEW_ROWS).to_pandas()),
         }
     )
+
+
+def _history_week(store: Lake, week: dt.date) -> pa.Table:
+    """The `sales_history` partition of `week`: its drop validated, sorted by SKU, with demand."""
+    try:
+        drop = _validated_drop(store, week)
+    except LandingDataError as error:
+        raise landing_failure(error) from error
+    except FileNotFoundError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+    return derive_demand_table(drop.drop_columns("week"))
+
+
+def _validated_drop(store: Lake, week: dt.date) -> pa.Table:
+    """The week's drop, validated and sorted by SKU.
+
+    Arrow's checks vouch for a drop of well-formed parquet files. Any other drop (CSV, unusual
+    types, a broken rule) is validated as pandas reads it (its parquet files are read again for
+    that), which accepts it or names the file, column and rows exactly.
+    """
+    files = store.read_drop(LANDING_SALES, week, parquet_as_tables=True)
+    tables = [(f.path, f.frame) for f in files if isinstance(f.frame, pa.Table)]
+    if tables and len(tables) == len(files):
+        validated = validate_sales_tables(tables, week)
+        if validated is not None:
+            return validated
+    if tables:
+        files = store.read_sales_drop(week)
+    drop = validate_sales_drop([(f.path, f.frame) for f in files], week)
+    table = pa.Table.from_pandas(drop, preserve_index=False).replace_schema_metadata()
+    return table.sort_by(SKU_ORDER)
+
+
+def _wait(write: Future | None) -> None:
+    if write is not None:
+        write.result()

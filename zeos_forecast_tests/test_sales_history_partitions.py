@@ -1,0 +1,96 @@
+"""What `sales_history` writes: the contract's rows with demand, sorted by SKU, in small row groups.
+
+Readers of a SKU range of the history skip row groups by their statistics, which only works on
+files sorted by SKU. The content must be what the pandas contract and `derive_demand` make of
+the drop, whether Arrow vouched for it (parquet) or pandas read it (CSV).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from zeos_forecast.core.contract import validate_sales_drop
+from zeos_forecast.core.demand import derive_demand
+from zeos_forecast.pipeline import sales_history as history
+from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.storage import LANDING_SALES, Lake
+
+WEEK = dt.date(2025, 6, 2)
+WEEKS = [WEEK - dt.timedelta(weeks=1), WEEK]
+SKUS = 60
+SMALL_ROW_GROUPS = 16  # rows per group in these tests, so that a week has several
+
+
+@pytest.fixture(scope="module")
+def landing(landing_factory) -> Path:
+    return landing_factory(SKUS, len(WEEKS), WEEK, seed=5)
+
+
+def materialize(root: Path, monkeypatch) -> None:
+    monkeypatch.setattr(history, "HISTORY_ROW_GROUP_ROWS", SMALL_ROW_GROUPS)
+    result = dg.materialize(
+        [history.sales_history],
+        resources={"lake": LakeResource(root=str(root))},
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={
+            "dagster/asset_partition_range_start": WEEKS[0].isoformat(),
+            "dagster/asset_partition_range_end": WEEKS[-1].isoformat(),
+        },
+    )
+    assert result.success
+
+
+def written(root: Path, week: dt.date) -> pq.ParquetFile:
+    return pq.ParquetFile(root / "sales_history" / f"week={week}" / "part-0.parquet")
+
+
+def as_the_pandas_pipeline_wrote_it(root: Path, week: dt.date) -> pd.DataFrame:
+    files = [(f.path, f.frame) for f in Lake(str(root)).read_sales_drop(week)]
+    frame = derive_demand(validate_sales_drop(files, week)).drop(columns="week")
+    return frame.sort_values(["article_id", "merchant_id"], ignore_index=True)
+
+
+def test_each_week_is_written_sorted_by_sku_in_row_groups_of_bounded_size(
+    landing, lake_copy, monkeypatch
+):
+    root = lake_copy(landing)
+
+    materialize(root, monkeypatch)
+
+    for week in WEEKS:
+        parquet = written(root, week)
+        sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+        assert len(sizes) > 1 and max(sizes) <= SMALL_ROW_GROUPS
+        keys = parquet.read(columns=["article_id", "merchant_id"]).to_pylist()
+        as_tuples = [(k["article_id"], k["merchant_id"]) for k in keys]
+        assert as_tuples == sorted(as_tuples)
+
+
+def as_csv_drops(root: Path) -> Path:
+    """The lake with every week's drop rewritten as CSV (which pandas reads and validates)."""
+    for week in WEEKS:
+        folder = root / LANDING_SALES / f"week={week}"
+        frame = pd.read_parquet(folder / "part-0.parquet")
+        (folder / "part-0.parquet").unlink()
+        frame.to_csv(folder / "part-0.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_week_holds_what_the_pandas_contract_and_derive_demand_make_of_its_drop(
+    fmt, landing, lake_copy, monkeypatch
+):
+    root = lake_copy(landing) if fmt == "parquet" else as_csv_drops(lake_copy(landing))
+
+    materialize(root, monkeypatch)
+
+    for week in WEEKS:
+        pd.testing.assert_frame_equal(
+            written(root, week).read().to_pandas(), as_the_pandas_pipeline_wrote_it(root, week)
+        )
