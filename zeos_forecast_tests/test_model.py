@@ -9,8 +9,13 @@ from core_frames import ORIGIN, history_of, monday, panel_history, sales_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeos_forecast.core.features import build_demand_features, dynamic_columns
-from zeos_forecast.core.model import future_inputs, train_and_score
+from zeos_forecast.core.features import (
+    build_demand_features,
+    discount,
+    dynamic_columns,
+    regular_price_column,
+)
+from zeos_forecast.core.model import USUAL_WEEKS, future_inputs, train_and_score
 from zeos_forecast.core.settings import ForecastSettings, quantile_column
 from zeos_forecast.datasets.synthetic import generate_panel
 
@@ -194,30 +199,35 @@ def test_history_after_the_origin_does_not_move_the_forecast(table, panel, histo
     pd.testing.assert_frame_equal(moved, table)
 
 
-def test_future_inputs_carry_each_active_skus_last_observed_values(features):
+def test_future_inputs_take_each_active_skus_median_of_its_latest_weeks(features):
     dynamic = dynamic_columns(features)
 
     future = future_inputs(features, ORIGIN, 3, dynamic).frame
 
     active = features.loc[features["active"]]
-    last = active.loc[active["week"] == pd.Timestamp(ORIGIN)].set_index("sku")[dynamic]
+    latest = active.loc[active["week"] > pd.Timestamp(ORIGIN) - pd.Timedelta(weeks=USUAL_WEEKS)]
+    usual = latest.groupby("sku")[dynamic].median()
+    usual["discount"] = discount(usual["price"], usual[regular_price_column(dynamic)])
     assert list(future.columns) == ["unique_id", "ds", *dynamic]
-    assert len(future) == 3 * len(last)
+    assert len(future) == 3 * len(usual)
     weeks = future.groupby("unique_id")["ds"].apply(list)
     assert all(w == [monday(-1), monday(-2), monday(-3)] for w in weeks)
     carried = future.set_index("unique_id")[dynamic]
-    pd.testing.assert_frame_equal(carried, last.loc[carried.index], check_names=False)
+    pd.testing.assert_frame_equal(
+        carried, usual.loc[carried.index].astype("float32"), check_names=False, rtol=1e-5
+    )
 
 
-def test_a_price_is_carried_over_the_horizon_from_the_last_observed_week():
+def test_a_promotion_of_the_last_weeks_is_not_carried_over_the_horizon():
     rows = [sales_row("A", "M1", w, price=9.0, list_price=10.0) for w in range(8, 2, -1)]
     rows.append(sales_row("A", "M1", 2, price=6.0, list_price=10.0))  # then no rows: a gap
     frame = build_demand_features(history_of(rows), ORIGIN, 20, 13)
 
     future = future_inputs(frame, ORIGIN, 4, dynamic_columns(frame)).frame
 
-    assert future["price"].tolist() == [6.0] * 4
-    assert future["discount"].tolist() == pytest.approx([0.4] * 4)
+    # Six weeks at 9.0, then 6.0 carried over the gap to the origin (three weeks): usually 9.0.
+    assert future["price"].tolist() == [9.0] * 4
+    assert future["discount"].tolist() == pytest.approx([0.1] * 4)
     assert future["ds"].tolist() == [monday(-h) for h in range(1, 5)]
 
 

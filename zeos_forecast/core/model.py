@@ -32,6 +32,8 @@ from .settings import ForecastSettings
 __all__ = ["ForecastResult", "FutureInputs", "future_inputs", "train_and_score", "week_of_year"]
 
 POINT = "forecast"
+# Without a plan, a future SKU-week takes the SKU's median input of this many latest weeks.
+USUAL_WEEKS = 13
 # The calibration fit needs some history before the held-back weeks.
 MIN_CALIBRATION_HISTORY_WEEKS = 13
 FREQ = "W-MON"
@@ -83,7 +85,7 @@ def train_and_score(
         settings: Horizon, quantiles, features and LightGBM parameters.
         report: Receives progress lines (trees fitted, ETA).
         plans: Known future inputs (keys, `week`, planned prices and promotion columns) for the
-            horizon's weeks; where a SKU-week has no plan, the last observed value is carried.
+            horizon's weeks; where a SKU-week has no plan, the SKU's usual value (`future_inputs`).
 
     Returns:
         A `ForecastResult` whose table has `article_id`, `merchant_id`, `week`, `horizon`,
@@ -370,7 +372,7 @@ def _calibration_offsets(
 
     The same models are fitted on the window without its last `calibration_weeks` weeks and
     scored over those weeks, exactly as the real forecast will be: the inputs the forecast takes
-    from plans (`planned`) as they were, the others carried forward. Per horizon and quantile
+    from plans (`planned`) as they were, the others at their usual values. Per horizon and quantile
     level q, the offset is the q-quantile of log1p(actual) - log1p(predicted quantile) over the
     SKUs in stock (split-conformal calibration on a log scale, so slow and fast sellers both
     count).
@@ -420,7 +422,7 @@ class FutureInputs:
     Attributes:
         frame: `unique_id`, `ds` and one column per dynamic feature, for every active SKU-week.
         planned_share: Per dynamic column, the share of SKU-weeks whose value is a plan (the rest
-            carry the SKU's last observed value forward); `discount` follows the prices.
+            take the SKU's usual value); `discount` follows the prices.
     """
 
     frame: pd.DataFrame
@@ -434,9 +436,16 @@ def future_inputs(
     dynamic: list[str],
     plans: pd.DataFrame | None = None,
 ) -> FutureInputs:
-    """Known-future inputs for active SKUs: the plan where there is one, else the last value."""
+    """Known-future inputs for active SKUs: the plan where there is one, else the usual value.
+
+    Without a plan, a SKU-week takes the SKU's median of its last `USUAL_WEEKS` weeks: its
+    regular price and no promotion, not whatever the origin week happened to hold (carrying a
+    promotion of the origin week over the whole horizon forecasts twelve weeks of promotion).
+    `discount` follows the prices.
+    """
     active = features.loc[features["active"]]
-    last = active.groupby("sku", sort=True, observed=True)[dynamic].last()
+    recent = active.loc[active["week"] > active["week"].max() - pd.Timedelta(weeks=USUAL_WEEKS)]
+    last = recent.groupby("sku", sort=True, observed=True)[dynamic].median()
     weeks = pd.date_range(pd.Timestamp(origin) + pd.Timedelta(weeks=1), periods=horizon, freq=FREQ)
     future = last.loc[last.index.repeat(horizon)].reset_index()
     future.insert(1, "ds", np.tile(weeks.to_numpy(), len(last)))
@@ -456,9 +465,9 @@ def future_inputs(
             has_plan = ~np.isnan(values)
             future[column] = np.where(has_plan, values, future[column].to_numpy(dtype="float32"))
             planned_share[column] = round(float(has_plan.mean()), 4) if len(values) else 0.0
-        regular = _follow_prices(future, dynamic)
-        if regular:
-            planned_share["discount"] = max(planned_share["price"], planned_share[regular])
+    regular = _follow_prices(future, dynamic)
+    if planned and regular:
+        planned_share["discount"] = max(planned_share["price"], planned_share[regular])
     return FutureInputs(future.rename(columns={"sku": "unique_id"}), planned_share)
 
 

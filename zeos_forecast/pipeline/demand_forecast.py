@@ -51,7 +51,7 @@ def demand_forecast(
     Fits a global LightGBM point model and one quantile model per level through mlforecast on the
     features of W, and scores all active SKUs in the same step: no model server, no checkpoint,
     no artifact hand-off. Over the horizon, prices and promotion columns come from the plans in
-    `landing/plans/week=.../` where they exist, else the last observed value is carried forward
+    `landing/plans/week=.../` where they exist, else the SKU's usual (median recent) value
     (the metadata says which). A window larger than the memory budget is trained on a uniform
     sample of `train_rows` rows and scored in SKU shards, streamed into the file (engine
     `sharded`, or `dask` on a cluster's workers). Writes
@@ -158,7 +158,7 @@ def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | N
 def _future_inputs_note(planned_share: dict[str, float]) -> str:
     if not planned_share:
         return "No dynamic inputs: the model uses demand history and calendar features only."
-    lines = ["| input | from plans | carried forward |", "|---|---|---|"]
+    lines = ["| input | from plans | usual value |", "|---|---|---|"]
     lines += [
         f"| {column} | {share:.1%} | {1 - share:.1%} |" for column, share in planned_share.items()
     ]
