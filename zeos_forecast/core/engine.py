@@ -72,7 +72,7 @@ SHARD_BYTES_PER_ROW = 700
 DEFAULT_MEMORY_SHARE = 0.5
 MIN_SHARD_ROWS, MAX_SHARD_ROWS = 200_000, 8_000_000
 # The calibration fit learns from the SKUs of this share of `train_rows` rows.
-CALIBRATION_ROWS_SHARE = 0.5
+CALIBRATION_ROWS_SHARE = 0.25
 # Share of a sampled SKU's observed rows that the models train on (see `sampling_plan`).
 ROW_SHARE = 0.25
 TRAINING_COLUMNS = ("sku", "week", "demand", "weight")

@@ -14,6 +14,7 @@ import pandas as pd
 from pydantic import Field
 
 from ..core import quality
+from ..core.contract import KEY_COLUMNS
 from ..core.quality import QualityResult, Severity
 from ..core.settings import ForecastSettings
 from ..storage import Lake
@@ -214,7 +215,18 @@ def demand_forecast_checks(
     store = lake.open()
     origin = partition_week(context.partition_key)
     forecast = store.read_partition(DEMAND_FORECAST, ORIGIN_KEY, origin)
-    features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
+    # Only what the rules read: active SKUs run to the origin week, and the naive level needs
+    # the latest weeks; the whole window (millions of SKUs x 156 weeks) never comes in.
+    since = pd.Timestamp(origin) - pd.Timedelta(weeks=config.naive_weeks - 1)
+    features = store.read_window(
+        DEMAND_FEATURES,
+        ORIGIN_KEY,
+        origin,
+        origin,
+        columns=[*KEY_COLUMNS, "week", "demand", "active"],
+        ranges={"week": (since, None)},
+        categorical=KEY_COLUMNS,
+    )
     horizon, horizon_source = _horizon(context, config, forecast)
     rules: dict[str, Callable[[], QualityResult]] = {
         "covers_active_skus": lambda: quality.forecast_covers_active_skus(
