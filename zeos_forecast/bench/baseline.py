@@ -84,6 +84,8 @@ def run_baseline(
     """
     started = time.perf_counter()
     frame, skus = read_history(lake_root)
+    # Hand the read's Arrow buffers back to the system: the fit must not pay for them.
+    pa.default_memory_pool().release_unused()
     read_seconds = time.perf_counter() - started
     model = lgb.LGBMRegressor(
         n_estimators=n_estimators, num_leaves=NUM_LEAVES, n_jobs=threads, verbosity=-1
