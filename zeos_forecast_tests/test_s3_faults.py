@@ -31,7 +31,7 @@ from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.jobs import WEEKLY_FORECAST
 from zeos_forecast.pipeline.published_forecast import published_forecast
-from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.retries import STEP_RETRY_POLICY
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
@@ -97,7 +97,7 @@ def run_history(bucket: Bucket, instance) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         ASSETS,
         selection=[sales_history],
-        resources={"lake": bucket.resource},
+        resources={"lake": bucket.resource, "compute": ComputeResource()},
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": HISTORY[0].isoformat(),
@@ -114,7 +114,7 @@ def run_forecast(
         [*ASSETS, demand_forecast_checks],
         selection=FORECAST_RUN,
         partition_key=WEEK.isoformat(),
-        resources={"lake": resource or bucket.resource},
+        resources={"lake": resource or bucket.resource, "compute": ComputeResource()},
         instance=instance,
         run_config={
             "ops": {
@@ -210,7 +210,7 @@ def test_a_landing_file_the_store_fails_to_serve_is_retried_not_reported_as_bad_
             ASSETS,
             selection=[sales_history],
             partition_key=WEEK.isoformat(),
-            resources={"lake": bucket.resource},
+            resources={"lake": bucket.resource, "compute": ComputeResource()},
             instance=instance,
             raise_on_error=False,
         )

@@ -40,7 +40,7 @@ from zeos_forecast.pipeline.demand_features import demand_features
 from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.deployment import open_lake, resources_for_deployment
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone, S3LandingZone
-from zeos_forecast.pipeline.resources import LakeResource
+from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import LANDING_ARTICLES, LANDING_MERCHANTS, SUCCESS_MARKER, Lake
 
@@ -314,7 +314,7 @@ def on_s3(s3_server, fast_forecast, fast_window) -> MaterializedOnS3:
     with dg.instance_for_test() as instance:
         history = dg.materialize(
             [sales_history],
-            resources={"lake": resource},
+            resources={"lake": resource, "compute": ComputeResource()},
             instance=instance,
             tags={
                 "dagster/asset_partition_range_start": WINDOW[0].isoformat(),
@@ -325,7 +325,7 @@ def on_s3(s3_server, fast_forecast, fast_window) -> MaterializedOnS3:
             ASSETS,
             selection=[demand_features, demand_forecast],
             partition_key=WEEK.isoformat(),
-            resources={"lake": resource},
+            resources={"lake": resource, "compute": ComputeResource()},
             instance=instance,
             run_config={
                 "ops": {
@@ -436,7 +436,7 @@ def test_a_failing_run_on_s3_reveals_no_credentials(s3_server, bucket, cause):
         result = dg.materialize(
             [sales_history],
             partition_key=WEEK.isoformat(),
-            resources={"lake": resource},
+            resources={"lake": resource, "compute": ComputeResource()},
             instance=instance,
             raise_on_error=False,
         )
