@@ -167,14 +167,24 @@ def deployment(tmp_path_factory):
             log.close()
 
 
+WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries {
+    loadStatus locationOrLoadError { __typename } } } } }"""
+
+
 def _answers(deployment: Deployment, processes: list[subprocess.Popen]) -> bool:
     for process in processes:
         assert process.poll() is None, f"{process.args[0]} exited with {process.returncode}"
     try:
-        deployment.graphql("{ version }")
-        return True
+        workspace = deployment.graphql(WORKSPACE)["workspaceOrError"]
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
+    # The webserver answers before it has loaded the code location: wait for that too.
+    entries = workspace.get("locationEntries", [])
+    return any(
+        e["loadStatus"] == "LOADED"
+        and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+        for e in entries
+    )
 
 
 def test_a_dropped_week_is_validated_forecast_and_deduplicated_without_anyone_clicking(
