@@ -17,7 +17,7 @@ import posixpath
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -372,18 +372,6 @@ class Lake:
 
         self._write_atomically(final, write)
         return final, rows
-
-    @_names_the_store
-    def read_partition_batches(
-        self, dataset: str, key: str, value: dt.date, columns: Iterable[str] | None = None
-    ) -> Iterator[pa.Table]:
-        """One partition's row groups, one table at a time (memory bounded by a row group)."""
-        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
-        with self.fs.open_input_file(path) as handle:
-            parquet = pq.ParquetFile(handle)
-            names = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
-            for group in range(parquet.num_row_groups):
-                yield parquet.read_row_group(group, columns=names)
 
     @_names_the_store
     def partition_rows(self, dataset: str, key: str, value: dt.date) -> int:
