@@ -1,5 +1,5 @@
-"""`zeos-forecast`: generate data, run the demo, validate and forecast weeks through the Dagster
-assets, backtest, benchmark."""
+"""`zeos-forecast`: generate data, run the demo, validate, forecast and backfill weeks through the
+Dagster assets, backtest, benchmark."""
 
 from __future__ import annotations
 
@@ -100,6 +100,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _write_metadata_json(path: str, metadata: dict[str, dict]) -> None:
     """Writes each asset's materialization metadata, the values JSON can hold, to `path`."""
+    Path(path).write_text(json.dumps(_json_metadata(metadata), indent=2) + "\n")
+
+
+def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
+    """Each asset's materialization metadata, without the values JSON cannot hold."""
 
     def serialisable(value) -> bool:
         try:
@@ -108,11 +113,48 @@ def _write_metadata_json(path: str, metadata: dict[str, dict]) -> None:
             return False
         return True
 
-    kept = {
+    return {
         asset: {key: value for key, value in values.items() if serialisable(value)}
         for asset, values in metadata.items()
     }
-    Path(path).write_text(json.dumps(kept, indent=2) + "\n")
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    root = args.lake or lake_root()
+    _partitions_from_lake(root)  # before the definitions are imported
+    from .pipeline.backfill import run_backfill
+    from .pipeline.deployment import open_lake
+    from .pipeline.launch import dagster_instance
+
+    forecast_config, window_config = _run_configs(args)
+    weeks = run_backfill(
+        root,
+        args.first,
+        args.last,
+        dagster_instance(),
+        forecast_config,
+        window_config,
+        _compute_config(args),
+    )
+    seconds = sum(w.seconds for w in weeks)
+    print(
+        f"Backfilled {len(weeks)} week{'s' if len(weeks) != 1 else ''} {args.first} .. "
+        f"{args.last} in {seconds:.0f} s ({seconds / len(weeks):.1f} s per week): "
+        f"{open_lake(root).uri_of('demand_forecast')}/"
+    )
+    if args.metadata_json:
+        per_week = {
+            w.run.week.isoformat(): {
+                "started": w.started,
+                "finished": w.finished,
+                "run_ids": w.run.run_ids,
+                "history_weeks_validated": w.run.history_weeks_validated,
+                "assets": _json_metadata(w.run.metadata),
+            }
+            for w in weeks
+        }
+        Path(args.metadata_json).write_text(json.dumps(per_week, indent=2) + "\n")
+    return 0
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -303,6 +345,22 @@ def _parser() -> argparse.ArgumentParser:
         "--metadata-json", help="also write the runs' materialization metadata to this file"
     )
     validate.set_defaults(command=_validate)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="forecast and publish every week of a range, one run per week (weeks that exist "
+        "are replaced)",
+    )
+    backfill.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
+    backfill.add_argument("--from", dest="first", type=_monday, required=True, help="first week")
+    backfill.add_argument("--to", dest="last", type=_monday, required=True, help="last week")
+    backfill.add_argument(
+        "--metadata-json",
+        help="also write each week's start and end (epoch seconds), run ids and materialization "
+        "metadata to this file",
+    )
+    _model_options(backfill)
+    backfill.set_defaults(command=_backfill)
 
     backtest = commands.add_parser(
         "backtest",

@@ -31,11 +31,13 @@ from .partitions import (
 )
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
+from .sensors import RUN_KEY_TAG
 
 __all__ = [
     "RunFailed",
     "WeekRun",
     "dagster_instance",
+    "execute_request",
     "forecast_week",
     "history_runs_needed",
     "materialize_accuracy",
@@ -118,6 +120,38 @@ def forecast_week(
     outcome.run_ids.append(run_id)
     outcome.metadata.update(metadata)
     return outcome
+
+
+def execute_request(
+    request: dg.RunRequest,
+    lake_root: str,
+    instance: dg.DagsterInstance,
+    forecast_config: dict[str, Any] | None = None,
+    window_config: dict[str, Any] | None = None,
+    compute_config: dict[str, Any] | None = None,
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Executes a sensor's run request as the daemon launches it: the same job, assets and tags.
+
+    The run is tagged with the request's run key, so that the sensor's next tick finds it and
+    sees how it ended. `forecast_config` and `window_config` apply to a forecast run only.
+
+    Returns:
+        The run id and the metadata each asset reported.
+
+    Raises:
+        RunFailed: with the failing step's error message.
+    """
+    assets = [key.to_user_string() for key in request.asset_selection or []]
+    tags = {**(request.tags or {}), RUN_KEY_TAG: request.run_key or ""}
+    if request.partition_key:
+        tags[PARTITION_TAG] = request.partition_key
+    ops = {}
+    if DEMAND_FORECAST in assets:
+        ops = {
+            DEMAND_FEATURES: {"config": window_config or {}},
+            DEMAND_FORECAST: {"config": forecast_config or {}},
+        }
+    return _execute(instance, assets, tags, lake_root, ops, compute_config)
 
 
 def materialize_accuracy(
