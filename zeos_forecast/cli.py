@@ -205,6 +205,36 @@ def _bench_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_backfill(args: argparse.Namespace) -> int:
+    from .bench.backfill import BackfillOptions, prepare_backfill_data, run_backfill
+    from .bench.scale import BenchFailed
+
+    options = BackfillOptions(
+        skus=args.skus,
+        weeks=args.weeks,
+        history_weeks=args.history_weeks,
+        burst=args.burst,
+        data=args.data,
+        seed=args.seed,
+        engine=args.engine,
+        n_estimators=args.n_estimators,
+        threads=args.threads,
+    )
+    if args.data_only:
+        bench = prepare_backfill_data(options)
+        print(
+            f"Data ready in {bench.data.folder}: backfill {bench.first_backfilled} .. "
+            f"{bench.last_backfilled}, {args.burst} drops held back for the burst."
+        )
+        return 0
+    try:
+        run_backfill(options)
+    except BenchFailed as error:
+        print(f"zeos-forecast bench backfill: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
     """Run config of `demand_forecast` and `demand_features` from the model options given."""
     forecast_config = {
@@ -381,7 +411,9 @@ def _parser() -> argparse.ArgumentParser:
     _model_options(backtest)
     backtest.set_defaults(command=_backtest)
 
-    bench = commands.add_parser("bench", help="benchmarks (see README: Benchmark: scale)")
+    bench = commands.add_parser(
+        "bench", help="benchmarks (see README: Benchmark: scale, Reliability: the figures)"
+    )
     benchmarks = bench.add_subparsers(dest="benchmark", required=True)
     scale = benchmarks.add_parser(
         "scale",
@@ -411,6 +443,38 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument("--n-estimators", type=int, default=100, help="trees (default 100)")
     scale.add_argument("--threads", type=int, default=2, help="threads per side (default 2)")
     scale.set_defaults(command=_bench_scale)
+
+    backfill_bench = benchmarks.add_parser(
+        "backfill",
+        help="the backlog, a backfill of many weeks (peak memory per week), then a burst of "
+        "drops for the sensor, each in its own process",
+    )
+    backfill_bench.add_argument("--skus", type=int, required=True)
+    backfill_bench.add_argument("--weeks", type=int, default=52, help="weeks backfilled (52)")
+    backfill_bench.add_argument(
+        "--history-weeks",
+        type=int,
+        default=DEFAULTS.history_weeks,
+        help="training window, and the weeks of drops before the first backfilled week "
+        f"(default {DEFAULTS.history_weeks})",
+    )
+    backfill_bench.add_argument(
+        "--burst", type=int, default=20, help="drops that land at once for the sensor (20)"
+    )
+    backfill_bench.add_argument(
+        "--data",
+        type=Path,
+        help="data folder, reused when complete (default /tmp/zeos-bench/backfill-skus<N>-"
+        "history<H>-weeks<W>-burst<B>-seed<S>)",
+    )
+    backfill_bench.add_argument("--seed", type=int, default=0)
+    backfill_bench.add_argument(
+        "--data-only", action="store_true", help="generate (or find) the data, then stop"
+    )
+    backfill_bench.add_argument("--engine", choices=ENGINES, help="default: auto")
+    backfill_bench.add_argument("--n-estimators", type=int, help=f"default {DEFAULTS.n_estimators}")
+    backfill_bench.add_argument("--threads", type=int, help="0 = all cores (default)")
+    backfill_bench.set_defaults(command=_bench_backfill)
     return parser
 
 

@@ -24,7 +24,7 @@ from ..datasets.landing import write_landing_stream
 from ..datasets.synthetic import SyntheticPanel, stream_panel
 from ..storage import Lake
 
-__all__ = ["HOLDOUT_SCHEMA", "BenchData", "default_folder", "prepare_data"]
+__all__ = ["HOLDOUT_SCHEMA", "BenchData", "default_folder", "fresh_runs_folder", "prepare_data"]
 
 DEFAULT_ROOT = Path("/tmp/zeos-bench")
 DATA_MARKER = "data.json"  # written last: the folder's data is complete
@@ -144,6 +144,18 @@ def prepare_data(
     )
     (folder / DATA_MARKER).write_text(json.dumps(data.describe(), indent=2) + "\n")
     return data
+
+
+def fresh_runs_folder(data: BenchData) -> Path:
+    """Deletes what earlier runs left: outputs, the Dagster instance, every derived dataset."""
+    for derived in data.lake.iterdir():
+        if derived.is_dir() and derived.name != "landing":
+            shutil.rmtree(derived)
+    runs = data.folder / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    shutil.rmtree(data.folder / "dagster_home", ignore_errors=True)
+    runs.mkdir()
+    return runs
 
 
 def _held_out_rows(chunk: SyntheticPanel, first: int) -> pa.Table:

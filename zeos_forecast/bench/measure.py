@@ -29,6 +29,8 @@ class Measured:
             descendants seen at any sample (pages shared between them count once per process).
         returncode: The exit code (negative: killed by that signal, -9 is the OOM killer's).
         log: The file holding the run's stdout and stderr.
+        samples: Every sample taken: (seconds since the epoch, resident memory of the tree),
+            to see how memory moved during the run, not only its peak.
     """
 
     command: list[str]
@@ -36,6 +38,7 @@ class Measured:
     peak_rss_bytes: int
     returncode: int
     log: Path
+    samples: tuple[tuple[float, int], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -57,17 +60,19 @@ def run_measured(
     Its output goes to `log` (created, with its folder), not to this process's terminal.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    peak = 0
+    samples: list[tuple[float, int]] = []
     started = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, env=env)
         with contextlib.suppress(psutil.NoSuchProcess):  # it may exit before the first sample
             root = psutil.Process(process.pid)
             while process.poll() is None:
-                peak = max(peak, tree_rss(root))
+                samples.append((time.time(), tree_rss(root)))
                 time.sleep(poll_seconds)
         returncode = process.wait()
-    return Measured(list(command), time.perf_counter() - started, peak, returncode, log)
+    seconds = time.perf_counter() - started
+    peak = max((rss for _, rss in samples), default=0)
+    return Measured(list(command), seconds, peak, returncode, log, tuple(samples))
 
 
 def tree_rss(root: psutil.Process) -> int:

@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import math
 import os
-import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import psutil
 from ..core.progress import Report
 from ..datasets.synthetic import latest_complete_week
 from .baseline import LAGS
-from .data import BenchData, default_folder, prepare_data
+from .data import BenchData, default_folder, fresh_runs_folder, prepare_data
 from .measure import Measured, run_measured
 
 __all__ = [
@@ -125,7 +124,7 @@ def run_scale(options: ScaleOptions, report: Report = print) -> dict[str, Any]:
         BenchFailed: when our pipeline fails.
     """
     data = prepare_scale_data(options, report)
-    runs = _fresh_runs_folder(data)
+    runs = fresh_runs_folder(data)
     baseline = _run_baseline(data, options, runs, report)
     backlog, weekly = _run_ours(data, options, runs, report)
     forecasts = {WEEKLY: _our_forecast(data)}
@@ -157,18 +156,6 @@ def run_scale(options: ScaleOptions, report: Report = print) -> dict[str, Any]:
     report(format_results(results))
     report(f"Results: {path}")
     return results
-
-
-def _fresh_runs_folder(data: BenchData) -> Path:
-    """Deletes what earlier runs left: outputs, the Dagster instance, every derived dataset."""
-    for derived in data.lake.iterdir():
-        if derived.is_dir() and derived.name != "landing":
-            shutil.rmtree(derived)
-    runs = data.folder / "runs"
-    shutil.rmtree(runs, ignore_errors=True)
-    shutil.rmtree(data.folder / "dagster_home", ignore_errors=True)
-    runs.mkdir()
-    return runs
 
 
 def _run_baseline(
