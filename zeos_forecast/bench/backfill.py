@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psutil
@@ -42,7 +42,18 @@ from .data import DEFAULT_ROOT, BenchData, fresh_runs_folder, prepare_data
 from .measure import Measured, run_measured
 from .scale import BenchFailed
 
-__all__ = ["BackfillOptions", "format_results", "main", "prepare_backfill_data", "run_backfill"]
+if TYPE_CHECKING:
+    from ..pipeline.landing_zone import LandingZone
+
+__all__ = [
+    "BackfillOptions",
+    "burst_sensor",
+    "caught_up_cursor",
+    "format_results",
+    "main",
+    "prepare_backfill_data",
+    "run_backfill",
+]
 
 BURST_FOLDER = "burst"
 MAX_TICKS = 6  # a burst needs three (history run, forecast run, nothing left): more is a bug
@@ -352,6 +363,16 @@ def _describe(request) -> str:
     return f"forecast {request.partition_key}"
 
 
+def caught_up_cursor(landing: LandingZone, week: dt.date) -> str:
+    """The cursor of a `landing_sensor` that has validated every drop up to `week` and has no
+    run in flight: what it holds once it kept up with the drops as they came."""
+    from ..pipeline.sensors import SensorState
+
+    drops = landing.complete_drops()
+    seen = {w.isoformat(): drop.identity for w, drop in drops.items() if w <= week}
+    return SensorState(seen=seen).to_cursor()
+
+
 def burst_sensor(
     lake_root: str,
     caught_up_to: dt.date,
@@ -378,9 +399,7 @@ def burst_sensor(
 
     instance = dagster_instance()
     landing = landing_resource(lake_root)
-    seen = {w.isoformat(): d.identity for w, d in landing.complete_drops().items()}
-    cursor = SensorState(seen={w: i for w, i in seen.items() if w <= caught_up_to.isoformat()})
-    cursor_text: str | None = cursor.to_cursor()
+    cursor_text: str | None = caught_up_cursor(landing, caught_up_to)
     steps: list[dict[str, Any]] = []
     for _ in range(MAX_TICKS):
         context = dg.build_sensor_context(
