@@ -533,7 +533,9 @@ def _model_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--dask-address", help="Dask scheduler, e.g. tcp://host:8786 (default: a LocalCluster)"
     )
-    command.add_argument("--dask-workers", type=int, help="LocalCluster workers (default 2)")
+    command.add_argument(
+        "--dask-workers", type=int, help="LocalCluster workers (default: one per core)"
+    )
 
 
 def _monday(text: str) -> dt.date:

@@ -17,9 +17,12 @@ model per level, through mlforecast); they differ in what is in memory at once.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
+import importlib.util
+import itertools
 import json
 import os
 import time
@@ -57,6 +60,7 @@ __all__ = [
     "WindowStats",
     "physical_memory_bytes",
     "sampling_plan",
+    "shard_executor",
     "train_and_score_sharded",
 ]
 # Footer key of the features file's `WindowStats`.
@@ -76,6 +80,8 @@ CALIBRATION_ROWS_SHARE = 0.25
 # Share of a sampled SKU's observed rows that the models train on (see `sampling_plan`).
 ROW_SHARE = 0.25
 TRAINING_COLUMNS = ("sku", "week", "demand", "weight")
+# Shard tasks a Dask worker holds at once: one running, one queued behind it.
+IN_FLIGHT_PER_WORKER = 2
 
 
 def physical_memory_bytes() -> int:
@@ -92,14 +98,14 @@ class EngineSettings:
             `auto` and the shard size.
         dask_address: Scheduler of an existing Dask cluster (`tcp://host:8786`); without it the
             `dask` engine starts a `LocalCluster` for the run.
-        dask_workers: Workers of that `LocalCluster` (one thread each).
+        dask_workers: Workers of that `LocalCluster` (one thread each); default one per core.
         shard_rows_override: Rows per shard instead of the budget's (`shard_rows`).
     """
 
     engine: str = "auto"
     max_memory_gb: float | None = None
     dask_address: str | None = None
-    dask_workers: int = 2
+    dask_workers: int | None = None
     shard_rows_override: int | None = None
 
     def __post_init__(self) -> None:
@@ -107,7 +113,7 @@ class EngineSettings:
             raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.max_memory_gb is not None and self.max_memory_gb <= 0:
             raise ValueError(f"max_memory_gb must be positive, got {self.max_memory_gb}")
-        if self.dask_workers < 1:
+        if self.dask_workers is not None and self.dask_workers < 1:
             raise ValueError(f"dask_workers must be >= 1, got {self.dask_workers}")
 
     @property
@@ -116,19 +122,45 @@ class EngineSettings:
             return int(self.max_memory_gb * 2**30)
         return int(physical_memory_bytes() * DEFAULT_MEMORY_SHARE)
 
+    @property
+    def local_workers(self) -> int:
+        """Worker processes of the run's own `LocalCluster`."""
+        return self.dask_workers or len(os.sched_getaffinity(0))
+
     def choose(self, rows: int) -> str:
-        """The engine for a window of `rows` feature rows."""
+        """The engine for a window of `rows` feature rows.
+
+        `auto` keeps a window that fits the budget in memory. A larger one is sharded; on a
+        machine with more than one core its shards go to a `LocalCluster` of one single-threaded
+        worker per core (`dask`), since building and scoring a shard is mostly single-threaded
+        pandas and NumPy work.
+        """
         if self.engine != "auto":
             return self.engine
-        return "memory" if rows * MEMORY_BYTES_PER_ROW <= self.budget_bytes else "sharded"
+        if rows * MEMORY_BYTES_PER_ROW <= self.budget_bytes:
+            return "memory"
+        return "dask" if self.local_workers > 1 and _dask_installed() else "sharded"
+
+    def resolve(self, rows: int) -> EngineSettings:
+        """These settings with `auto` replaced by the engine a window of `rows` rows gets."""
+        return dataclasses.replace(self, engine=self.choose(rows))
 
     @property
     def shard_rows(self) -> int:
-        """Rows per shard: a quarter of the budget in flight, within sane bounds."""
+        """Rows per shard: a quarter of the budget in flight, within sane bounds.
+
+        The `dask` engine has a shard in flight on every local worker, so its shards are that
+        many times smaller.
+        """
         if self.shard_rows_override:
             return self.shard_rows_override
-        rows = self.budget_bytes // 4 // SHARD_BYTES_PER_ROW
+        in_flight = self.local_workers if self.engine == "dask" else 1
+        rows = self.budget_bytes // 4 // SHARD_BYTES_PER_ROW // in_flight
         return int(min(max(rows, MIN_SHARD_ROWS), MAX_SHARD_ROWS))
+
+
+def _dask_installed() -> bool:
+    return importlib.util.find_spec("distributed") is not None
 
 
 def concat_frames(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -244,6 +276,7 @@ class _Plan:
     sku_stride: int
     calibration_stride: int
     plans: pd.DataFrame | None
+    task_threads: int | None = None
 
 
 def sampling_plan(stats: WindowStats, rows: int, train_rows: int) -> tuple[int, float | None, int]:
@@ -292,6 +325,11 @@ def _sample_shard(plan: _Plan, source: ShardedInput, task: tuple[int, list[int]]
 
 def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups: list[int]):
     """Pass 2 for one shard: every active SKU scored, assembled into forecast rows."""
+    if plan.task_threads:
+        # This worker's own copy of the models: predict with the worker's threads, not the
+        # run's (OpenMP threads of several workers on the same cores slow each other down).
+        for model in forecaster.models_.values():
+            model.threads = plan.task_threads
     batch = source.read(groups, None)
     batch = _conform_categories(batch.loc[batch["week"] <= plan.origin], plan.categories)
     ids = np.sort(batch.loc[batch["active"], "sku"].unique())
@@ -317,8 +355,11 @@ class SerialExecutor:
     """Runs shard tasks one after another in this process.
 
     An executor's `map(function, shared, items)` yields `function(*shared, item)` for each item,
-    in order; `DaskExecutor` runs the same calls on a cluster's workers.
+    in order; `DaskExecutor` runs the same calls on a cluster's workers. `threads_per_task` is
+    what a task may use (None: the run's settings).
     """
+
+    threads_per_task: int | None = None
 
     def map(self, function: Callable, shared: tuple, items: Sequence) -> Iterator:
         for item in items:
@@ -326,20 +367,37 @@ class SerialExecutor:
 
 
 class DaskExecutor:
-    """Runs shard tasks on a Dask cluster: the shared arguments are sent to every worker once."""
+    """Runs shard tasks on a Dask cluster: the shared arguments are sent to every worker once.
+
+    At most `IN_FLIGHT_PER_WORKER` tasks per worker are submitted ahead of the one being
+    consumed, so finished shards never pile up in the workers' memory while the caller (say a
+    parquet writer) is slower than they are.
+    """
 
     def __init__(self, client) -> None:
         self.client = client
+        self.threads_per_task = min(client.nthreads().values(), default=1)
 
     def map(self, function: Callable, shared: tuple, items: Sequence) -> Iterator:
         scattered = [self.client.scatter(value, broadcast=True) for value in shared]
-        futures = [self.client.submit(function, *scattered, item, pure=False) for item in items]
+        ahead = IN_FLIGHT_PER_WORKER * max(len(self.client.nthreads()), 1)
+        pending = iter(items)
+        futures: collections.deque = collections.deque()
+
+        def submit(count: int) -> None:
+            for item in itertools.islice(pending, count):
+                futures.append(self.client.submit(function, *scattered, item, pure=False))
+
+        submit(ahead)
         try:
-            for future in futures:  # in order, while the workers go on with the next ones
-                yield future.result()
+            while futures:  # in order, while the workers go on with the next ones
+                future = futures.popleft()
+                result = future.result()
                 future.release()
+                submit(1)
+                yield result
         finally:
-            self.client.cancel(futures)
+            self.client.cancel(list(futures))
 
 
 @contextlib.contextmanager
@@ -359,18 +417,30 @@ def dask_executor(engine: EngineSettings, report: Report | None = None) -> Itera
         return
     with (
         LocalCluster(
-            n_workers=engine.dask_workers,
+            n_workers=engine.local_workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            memory_limit=engine.budget_bytes // engine.dask_workers,
+            memory_limit=engine.budget_bytes // engine.local_workers,
         ) as cluster,
         Client(cluster) as client,
     ):
         if report:
-            report(f"Started a Dask LocalCluster with {engine.dask_workers} workers.")
+            report(f"Started a Dask LocalCluster with {engine.local_workers} workers.")
         yield DaskExecutor(client)
+
+
+@contextlib.contextmanager
+def shard_executor(
+    mode: str, engine: EngineSettings, report: Report | None = None
+) -> Iterator[SerialExecutor | DaskExecutor]:
+    """The executor of an engine's shard tasks: Dask workers for `dask`, else this process."""
+    if mode == "dask":
+        with dask_executor(engine, report) as executor:
+            yield executor
+    else:
+        yield SerialExecutor()
 
 
 def train_and_score_sharded(
@@ -426,6 +496,7 @@ def train_and_score_sharded(
         sku_stride=sku_stride,
         calibration_stride=calibration_stride,
         plans=plans,
+        task_threads=executor.threads_per_task,
     )
     seconds["stats"] = time.perf_counter() - started
 

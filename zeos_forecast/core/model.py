@@ -325,18 +325,22 @@ class FittedBooster:
         booster_: The LightGBM booster (feature importance, parameters).
         columns: The input columns in training order.
         categories: Categories of each categorical input, as coded in training.
+        threads: Threads of `predict` (None: those the booster was trained with).
     """
 
     def __init__(self, booster: lgb.Booster, columns: list[str], categories: dict[str, pd.Index]):
         self.booster_ = booster
         self.columns = columns
         self.categories = categories
+        self.threads: int | None = None
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return as_matrix(frame[self.columns], self.categories)
 
     def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         matrix = frame if isinstance(frame, np.ndarray) else self.matrix(frame)
+        if self.threads:
+            return self.booster_.predict(matrix, num_threads=self.threads)
         return self.booster_.predict(matrix)
 
 

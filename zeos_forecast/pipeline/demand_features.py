@@ -5,14 +5,16 @@ import itertools
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.contract import KEY_COLUMNS, LandingDataError, validate_metadata
-from ..core.engine import FOOTER_KEY, WindowStats
+from ..core.engine import FOOTER_KEY, WindowStats, shard_executor
 from ..core.features import build_demand_features, dynamic_columns, static_columns
 from ..core.progress import Progress
 from ..core.settings import ForecastSettings
@@ -71,50 +73,37 @@ def demand_features(
             allow_retries=False,
         )
     started = time.perf_counter()
-    engine = compute.settings()
     history_rows = sum(
         store.partition_rows(SALES_HISTORY, "week", w) for w in weeks if first <= w <= origin
     )
-    mode = engine.choose(history_rows)
+    engine = compute.settings().resolve(history_rows)
+    mode = engine.engine
     bounds = _article_bounds(store, origin, math.ceil(history_rows / engine.shard_rows))
     context.log.info(
         f"{history_rows:,} sales_history rows in {first} .. {origin}: engine {mode}, "
         f"{len(bounds)} shard(s) of articles."
     )
-    articles, merchants = _metadata(store)
+    job = _ShardJob(
+        store=store,
+        first=first,
+        origin=origin,
+        config=config,
+        metadata=_metadata(store),
+        whole_window=len(bounds) == 1,
+        row_group_rows=ROW_GROUP_ROWS if mode == "memory" else None,
+    )
     summary = _Summary()
 
     def shards() -> Iterator[pa.Table]:
         progress = Progress("building features", len(bounds), "shards", context.log.info)
-        for low, high in bounds:
-            history = store.read_window(
-                SALES_HISTORY,
-                "week",
-                first,
-                origin,
-                ranges={"article_id": (low, high)} if len(bounds) > 1 else None,
-                categorical=KEY_COLUMNS,
-                dates_as_datetime=True,
-            )
-            history = history.drop(columns=[c for c in _NOT_READ if c in history])
-            if history.empty:
+        with shard_executor(mode, engine, context.log.info) as executor:
+            for built in executor.map(_feature_shard, (job,), bounds):
+                if built is not None:
+                    tables, part = built
+                    offset = summary.skus  # SKU numbers run on across shards
+                    summary.merge(part)
+                    yield from (_shift_sku(table, offset) for table in tables)
                 progress.advance()
-                continue
-            frame = build_demand_features(
-                history,
-                origin,
-                config.history_weeks,
-                config.active_weeks,
-                articles=articles,
-                merchants=merchants,
-                censored_as_demand=config.censored_as_demand,
-                keep_empty_columns=len(bounds) > 1,
-            )
-            del history
-            frame["sku"] += summary.skus  # SKU numbers run on across shards
-            summary.add(frame, articles, merchants)
-            yield from _sku_aligned_tables(frame, ROW_GROUP_ROWS if mode == "memory" else None)
-            progress.advance()
 
     try:
         path, rows = store.write_partition_batches(
@@ -151,6 +140,60 @@ def demand_features(
     )
 
 
+@dataclass(frozen=True)
+class _ShardJob:
+    """What every shard of one window shares (picklable: Dask workers build shards too)."""
+
+    store: Lake
+    first: dt.date
+    origin: dt.date
+    config: WindowConfig
+    metadata: tuple[pd.DataFrame | None, pd.DataFrame | None]
+    whole_window: bool
+    row_group_rows: int | None
+
+
+def _feature_shard(
+    job: _ShardJob, bounds: tuple[str | None, str | None]
+) -> tuple[list[pa.Table], "_Summary"] | None:
+    """The feature tables of one article range, SKUs numbered from 0, and their summary."""
+    history = job.store.read_window(
+        SALES_HISTORY,
+        "week",
+        job.first,
+        job.origin,
+        ranges=None if job.whole_window else {"article_id": bounds},
+        categorical=KEY_COLUMNS,
+        dates_as_datetime=True,
+    )
+    history = history.drop(columns=[c for c in _NOT_READ if c in history])
+    if history.empty:
+        return None
+    articles, merchants = job.metadata
+    frame = build_demand_features(
+        history,
+        job.origin,
+        job.config.history_weeks,
+        job.config.active_weeks,
+        articles=articles,
+        merchants=merchants,
+        censored_as_demand=job.config.censored_as_demand,
+        keep_empty_columns=not job.whole_window,
+    )
+    del history
+    summary = _Summary()
+    summary.add(frame, articles, merchants)
+    return list(_sku_aligned_tables(frame, job.row_group_rows)), summary
+
+
+def _shift_sku(table: pa.Table, offset: int) -> pa.Table:
+    if offset == 0:
+        return table
+    index = table.schema.get_field_index("sku")
+    shifted = pc.add(table["sku"], pa.scalar(offset, table.schema.field(index).type))
+    return table.set_column(index, "sku", shifted)
+
+
 class _Summary:
     """What the metadata says about the frame, accumulated shard by shard."""
 
@@ -179,6 +222,18 @@ class _Summary:
         self.without_merchant += _skus_without(firsts, merchants, "merchant_id")
         if self.head.empty:
             self.head = frame.head(1_000)
+
+    def merge(self, other: "_Summary") -> None:
+        """Adds the summary of the next shard (whose SKUs follow this one's)."""
+        for name in ("skus", "active_skus", "unobserved", "observed", "zero"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.without_article += other.without_article
+        self.without_merchant += other.without_merchant
+        self.categories.update(other.categories)
+        self.first_week = min(self.first_week, other.first_week)
+        self.weeks = max(self.weeks, other.weeks)
+        if self.head.empty:
+            self.head = other.head
 
     def footer(self) -> dict[str, str]:
         """Totals the forecast step needs before it reads a row (`core.engine.WindowStats`)."""

@@ -1,6 +1,5 @@
 """`demand_forecast`: train LightGBM on the window and score every active SKU, in one step."""
 
-import contextlib
 import datetime as dt
 import time
 from collections.abc import Iterator
@@ -12,11 +11,9 @@ import pyarrow as pa
 from ..core.contract import LandingDataError, validate_plan_drop
 from ..core.engine import (
     FOOTER_KEY,
-    EngineSettings,
-    SerialExecutor,
     ShardedInput,
     WindowStats,
-    dask_executor,
+    shard_executor,
     train_and_score_sharded,
 )
 from ..core.model import train_and_score
@@ -61,11 +58,11 @@ def demand_forecast(
     store = lake.open()
     origin = partition_week(context.partition_key)
     settings = config.settings()
-    engine = compute.settings()
     started = time.perf_counter()
     groups, rows = store.partition_layout(DEMAND_FEATURES, ORIGIN_KEY, origin)
     plans, plan_weeks = _plans(store, origin, settings.horizon)
-    mode = engine.choose(rows)
+    engine = compute.settings().resolve(rows)
+    mode = engine.engine
     context.log.info(f"Training on {rows:,} feature rows with engine {mode}.")
     if mode == "memory":
         features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
@@ -97,7 +94,7 @@ def demand_forecast(
                 DEMAND_FORECAST, ORIGIN_KEY, origin, batches
             )
 
-        with _executor(mode, engine, context) as executor:
+        with shard_executor(mode, engine, context.log.info) as executor:
             result = train_and_score_sharded(
                 source, origin, settings, sink, engine, context.log.info, plans, executor
             )
@@ -130,15 +127,6 @@ def demand_forecast(
             "preview": preview(result.table),
         }
     )
-
-
-@contextlib.contextmanager
-def _executor(mode: str, engine: EngineSettings, context: dg.AssetExecutionContext):
-    if mode == "dask":
-        with dask_executor(engine, context.log.info) as executor:
-            yield executor
-    else:
-        yield SerialExecutor()
 
 
 def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | None, list[dt.date]]:

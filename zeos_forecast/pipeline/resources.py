@@ -49,10 +49,11 @@ class LakeResource(dg.ConfigurableResource):
 class ComputeResource(dg.ConfigurableResource):
     """Where the features and the forecast are computed, and within what memory.
 
-    `auto` keeps a window in memory while it fits half the budget's estimate and otherwise
-    builds features and scores in SKU shards with a bounded training sample; `dask` spreads the
-    shards over a Dask cluster (a `LocalCluster` when `dask_address` is unset). See
-    `core/engine.py` and the README (benchmark: scale).
+    `auto` keeps a window in memory while it fits the budget and otherwise builds features and
+    scores in SKU shards with a bounded training sample, spread over a `LocalCluster` of one
+    worker per core when the machine has more than one (`dask`). `sharded` keeps the shards in
+    the run's process; `dask` with `dask_address` sends them to an existing cluster. See
+    `core/engine.py` and the README (Scale: engines).
     """
 
     engine: str = Field("auto", description=f"One of {', '.join(ENGINES)}.")
@@ -62,8 +63,10 @@ class ComputeResource(dg.ConfigurableResource):
     dask_address: str | None = Field(
         None, description="Dask scheduler address, e.g. tcp://scheduler:8786 (engine dask)."
     )
-    dask_workers: int = Field(
-        2, description="Workers of the LocalCluster started when dask_address is unset."
+    dask_workers: int | None = Field(
+        None,
+        description="Workers of the LocalCluster started when dask_address is unset "
+        "(default: one per core).",
     )
 
     shard_rows: int | None = Field(
