@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from zeos_forecast.bench.backfill import BackfillOptions, prepare_backfill_data
+
 CONSOLE_SCRIPT = Path(sys.executable).with_name("zeos-forecast")
 WEEKS, HISTORY, BURST = 2, 12, 3
 TINY = [
@@ -17,9 +19,9 @@ TINY = [
 ]  # fmt: skip
 
 
-def bench(data: Path, *args: str) -> str:
+def bench(data: Path) -> str:
     done = subprocess.run(
-        [str(CONSOLE_SCRIPT), "bench", "backfill", *TINY, "--data", str(data), *args],
+        [str(CONSOLE_SCRIPT), "bench", "backfill", *TINY, "--data", str(data)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,9 +78,11 @@ def test_the_burst_lands_for_the_run_and_is_held_back_again_when_the_data_is_reu
     burst = sorted(p.name for p in (data / "burst").iterdir())
     assert len(burst) == BURST
     assert set(burst) <= set(landed_weeks(data))  # they landed during the run
+    options = BackfillOptions(skus=80, weeks=WEEKS, history_weeks=HISTORY, burst=BURST, data=data)
 
-    again = bench(data, "--data-only")
+    again = prepare_backfill_data(options, report=lambda line: None)
 
-    assert f"Reusing the data in {data}" in again
+    assert again.data.reused
     assert not set(burst) & set(landed_weeks(data))
     assert len(landed_weeks(data)) == results["data"]["weeks"] - BURST
+    assert [f"week={week}" for week in again.burst_weeks] == burst

@@ -42,9 +42,6 @@ from .data import DEFAULT_ROOT, BenchData, fresh_runs_folder, prepare_data
 from .measure import Measured, run_measured
 from .scale import BenchFailed
 
-if TYPE_CHECKING:
-    from ..pipeline.landing_zone import LandingZone
-
 __all__ = [
     "BackfillOptions",
     "burst_sensor",
@@ -54,6 +51,9 @@ __all__ = [
     "prepare_backfill_data",
     "run_backfill",
 ]
+
+if TYPE_CHECKING:
+    from ..pipeline.landing_zone import LandingZone
 
 BURST_FOLDER = "burst"
 MAX_TICKS = 6  # a burst needs three (history run, forecast run, nothing left): more is a bug
