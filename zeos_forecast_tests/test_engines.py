@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +23,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from zeos_forecast.core.engine import (
+    IN_FLIGHT_PER_WORKER,
+    MEMORY_BYTES_PER_ROW,
+    DaskExecutor,
     EngineSettings,
     ShardedInput,
     WindowStats,
@@ -223,14 +227,60 @@ def test_a_weekly_run_in_shards_writes_whole_skus_per_row_group(validated, lake_
     assert len(table) == 4 * metadata["demand_forecast"]["skus_scored"]
 
 
-def test_dask_on_a_local_cluster_writes_the_table_of_the_sharded_engine(validated, lake_copy):
-    sharded_table, _ = forecast_with(
-        lake_copy(validated), ComputeResource(engine="sharded", **SHARDS)
-    )
+def test_dask_on_a_local_cluster_writes_the_tables_of_the_sharded_engine(validated, lake_copy):
+    sharded_root, dask_root = lake_copy(validated), lake_copy(validated)
+    sharded_table, _ = forecast_with(sharded_root, ComputeResource(engine="sharded", **SHARDS))
 
     dask_table, metadata = forecast_with(
-        lake_copy(validated), ComputeResource(engine="dask", dask_workers=2, **SHARDS)
+        dask_root, ComputeResource(engine="dask", dask_workers=2, **SHARDS)
     )
 
+    assert metadata["demand_features"]["engine"] == "dask"
+    assert metadata["demand_features"]["shards"] > 2
     assert metadata["demand_forecast"]["engine"] == "dask"
+    pd.testing.assert_frame_equal(
+        Lake(str(dask_root)).read_partition("demand_features", "forecast_week", ORIGIN),
+        Lake(str(sharded_root)).read_partition("demand_features", "forecast_week", ORIGIN),
+    )
     pd.testing.assert_frame_equal(dask_table, sharded_table)
+
+
+def test_auto_keeps_a_window_in_memory_until_it_exceeds_the_budget_then_uses_every_core():
+    budget_rows = 4 * 2**30 // MEMORY_BYTES_PER_ROW
+
+    two_cores = EngineSettings(max_memory_gb=4, dask_workers=2)
+    one_core = EngineSettings(max_memory_gb=4, dask_workers=1)
+
+    assert two_cores.choose(budget_rows) == "memory"
+    assert two_cores.choose(budget_rows + 1) == "dask"
+    assert one_core.choose(budget_rows + 1) == "sharded"
+    # Every worker has a shard in flight: the same memory in smaller shards.
+    assert two_cores.resolve(budget_rows + 1).shard_rows == one_core.shard_rows // 2
+
+
+def test_the_dask_executor_keeps_at_most_two_tasks_per_worker_ahead_of_its_reader():
+    from dask.distributed import Client, LocalCluster
+
+    started: list[int] = []
+
+    def task(item: int) -> int:
+        started.append(item)
+        return item
+
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        results = DaskExecutor(client).map(task, (), range(20))
+        first = next(results)
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and len(started) < 20:
+            time.sleep(0.05)  # time for the worker to run whatever was submitted
+        started_while_reading_the_first = len(started)
+        rest = list(results)
+
+    assert first == 0
+    assert started_while_reading_the_first <= 1 + IN_FLIGHT_PER_WORKER
+    assert rest == list(range(1, 20))

@@ -22,8 +22,11 @@ __all__ = ["HISTORY_ROW_GROUP_ROWS", "SALES_HISTORY", "sales_history"]
 
 SALES_HISTORY = "sales_history"
 # Row groups small enough that a reader of a SKU range (the partition is sorted by SKU) skips
-# most of a week by the groups' statistics.
-HISTORY_ROW_GROUP_ROWS = 128 * 1024
+# most of a week by the groups' statistics. A feature shard's slice of one week is about
+# 15,000 rows at 1M SKUs; with groups of 128Ki rows each shard decoded about 9 times the rows
+# it kept (100,000 SKUs, a tenth of the articles: 2.66 s of CPU with 128Ki-row groups, 1.54 s
+# with 16Ki).
+HISTORY_ROW_GROUP_ROWS = 16 * 1024
 
 
 @dg.asset(
