@@ -143,26 +143,27 @@ def build_demand_features(
             dynamic[REFERENCE_PRICE] = _rolling_max(dynamic["price"], REFERENCE_PRICE_WEEKS)
         dynamic["discount"] = discount(dynamic["price"], dynamic[regular_price_column(dynamic)])
 
-    rows, cells = np.nonzero(in_span)  # row-major: sorted by SKU, then week
-    frame = pd.DataFrame(
-        {
-            "sku": rows.astype("int32"),
-            "article_id": pd.Categorical.from_codes(sku_keys.codes[0][rows], sku_keys.levels[0]),
-            "merchant_id": pd.Categorical.from_codes(sku_keys.codes[1][rows], sku_keys.levels[1]),
-            "week": weeks[cells],
-            "units_sold": units[rows, cells],
-            "availability": availability[rows, cells],
-            "observed": observed[rows, cells],
-            "demand": demand[rows, cells],
-            "weight": weight[rows, cells].astype("float32"),
-            "active": active[rows],
-        }
-    )
-    for column, values in dynamic.items():
-        frame[column] = values[rows, cells]
+    # Long rows in row-major order (sorted by SKU, then week). A boolean mask gathers a panel's
+    # cells several times faster than indexing it with row and column arrays.
+    rows = np.repeat(np.arange(n_skus, dtype="int32"), in_span.sum(axis=1))
+    cells = np.broadcast_to(cols, in_span.shape)[in_span]
+
+    columns = {
+        "sku": rows,
+        "article_id": pd.Categorical.from_codes(sku_keys.codes[0][rows], sku_keys.levels[0]),
+        "merchant_id": pd.Categorical.from_codes(sku_keys.codes[1][rows], sku_keys.levels[1]),
+        "week": weeks.to_numpy()[cells],
+        "units_sold": units[in_span],
+        "availability": availability[in_span],
+        "observed": observed[in_span],
+        "demand": demand[in_span],
+        "weight": weight[in_span].astype("float32"),
+        "active": active[rows],
+    }
+    columns.update((column, values[in_span]) for column, values in dynamic.items())
     for column, values in _static_features(sku_keys, articles, merchants).items():
-        frame[column] = values.iloc[rows].reset_index(drop=True)
-    return frame
+        columns[column] = values.iloc[rows].reset_index(drop=True)
+    return pd.DataFrame(columns)
 
 
 def discount(price: np.ndarray, list_price: np.ndarray) -> np.ndarray:
