@@ -4,7 +4,7 @@ import datetime as dt
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import dagster as dg
@@ -91,6 +91,7 @@ def demand_features(
         metadata=_metadata(store),
         whole_window=len(bounds) == 1,
         row_group_rows=ROW_GROUP_ROWS if mode == "memory" else None,
+        on_workers=mode == "dask",
     )
     summary = _Summary()
 
@@ -151,12 +152,17 @@ class _ShardJob:
     metadata: tuple[pd.DataFrame | None, pd.DataFrame | None]
     whole_window: bool
     row_group_rows: int | None
+    on_workers: bool
 
 
 def _feature_shard(
     job: _ShardJob, bounds: tuple[str | None, str | None]
-) -> tuple[list[pa.Table], "_Summary"] | None:
-    """The feature tables of one article range, SKUs numbered from 0, and their summary."""
+) -> tuple[Iterable[pa.Table], "_Summary"] | None:
+    """The feature tables of one article range, SKUs numbered from 0, and their summary.
+
+    In the run's own process the tables are made one at a time as the writer takes them (one
+    table beside the frame in memory); a worker sends them all back at once.
+    """
     history = job.store.read_window(
         SALES_HISTORY,
         "week",
@@ -183,7 +189,8 @@ def _feature_shard(
     del history
     summary = _Summary()
     summary.add(frame, articles, merchants)
-    return list(_sku_aligned_tables(frame, job.row_group_rows)), summary
+    tables = _sku_aligned_tables(frame, job.row_group_rows)
+    return (list(tables) if job.on_workers else tables), summary
 
 
 def _shift_sku(table: pa.Table, offset: int) -> pa.Table:
