@@ -258,9 +258,13 @@ class Lake:
     @_names_the_store
     def read_partition(self, dataset: str, key: str, value: dt.date) -> pd.DataFrame:
         """One partition as pandas (the partition column is not stored in the file)."""
+        return self.read_partition_table(dataset, key, value).to_pandas()
+
+    def read_partition_table(self, dataset: str, key: str, value: dt.date) -> pa.Table:
+        """One partition as an Arrow table, as it was written."""
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
         try:
-            return pq.read_table(path, filesystem=self.fs).to_pandas()
+            return pq.read_table(path, filesystem=self.fs)
         except FileNotFoundError as error:
             raise FileNotFoundError(
                 f"{dataset} has no partition {key}={value}: {self.uri_of_path(path)} does not "

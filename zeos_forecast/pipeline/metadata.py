@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-__all__ = ["peak_memory_mb", "preview", "timings"]
+__all__ = ["PREVIEW_ROWS", "peak_memory_mb", "preview", "timings"]
 
 PREVIEW_ROWS = 10
 

@@ -9,12 +9,14 @@ DuckDB's `hive_partitioning` fails on the mixed folders, and pyarrow reads the n
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster._core.event_api import PartitionKeyFilter  # not exported by dagster 1.13
 
+from ..core.contract import KEY_COLUMNS
 from .checks import FORECAST_CHECKS
 from .demand_features import ORIGIN_KEY
 from .demand_forecast import DEMAND_FORECAST, demand_forecast
-from .metadata import preview
+from .metadata import PREVIEW_ROWS, preview
 from .partitions import partition_week, weekly_partitions
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY
@@ -45,8 +47,9 @@ def published_forecast(
     """
     store = lake.open()
     origin = partition_week(context.partition_key)
-    forecast = store.read_partition(DEMAND_FORECAST, ORIGIN_KEY, origin)
-    run_ids = set(forecast["run_id"].astype(str))
+    # Arrow from end to end: millions of rows never become Python strings.
+    table = store.read_partition_table(DEMAND_FORECAST, ORIGIN_KEY, origin)
+    run_ids = {str(run_id) for run_id in pc.unique(table["run_id"]).to_pylist()}
     unchecked = _blocking_checks_not_passed(context.instance, context.partition_key, run_ids)
     if unchecked:
         raise dg.Failure(
@@ -58,7 +61,6 @@ def published_forecast(
             metadata={"checks": "; ".join(unchecked)},
             allow_retries=False,
         )
-    table = pa.Table.from_pandas(forecast, preserve_index=False)
     path = store.write_partition(PUBLISHED_FORECAST, ORIGIN_KEY, origin, table)
     weeks = store.partitions(PUBLISHED_FORECAST, ORIGIN_KEY)
     latest_week = max(weeks)
@@ -71,14 +73,14 @@ def published_forecast(
     return dg.MaterializeResult(
         metadata={
             "forecast_week": origin.isoformat(),
-            "rows": len(forecast),
-            "skus": int(forecast[["article_id", "merchant_id"]].drop_duplicates().shape[0]),
+            "rows": table.num_rows,
+            "skus": table.group_by(list(KEY_COLUMNS)).aggregate([]).num_rows,
             "forecast_run_id": ", ".join(sorted(run_ids)),
             "published_weeks": len(weeks),
             "latest_week": latest_week.isoformat(),
             "path": dg.MetadataValue.path(store.uri_of_path(path)),
             "latest_path": latest_path,
-            "preview": preview(forecast.drop(columns="run_id")),
+            "preview": preview(table.slice(0, PREVIEW_ROWS).drop(["run_id"]).to_pandas()),
         }
     )
 
