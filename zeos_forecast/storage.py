@@ -260,6 +260,7 @@ class Lake:
         """One partition as pandas (the partition column is not stored in the file)."""
         return self.read_partition_table(dataset, key, value).to_pandas()
 
+    @_names_the_store
     def read_partition_table(self, dataset: str, key: str, value: dt.date) -> pa.Table:
         """One partition as an Arrow table, as it was written."""
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)

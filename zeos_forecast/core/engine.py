@@ -9,10 +9,12 @@ model per level, through mlforecast); they differ in what is in memory at once.
   `train_rows` observed rows (plus every row of a few calibration SKUs); the models are fitted
   once on the sample; pass 2 scores every active SKU shard by shard and streams the forecast out.
   Memory is bounded by one shard plus the sample, whatever the number of SKUs.
-- `dask`: the sharded engine with both passes' shards spread over a Dask cluster's workers
-  (a `LocalCluster` on this machine when no scheduler address is given).
+- `dask`: the sharded engine with its shards (feature shards, then both passes) spread over a
+  Dask cluster's workers (a `LocalCluster` on this machine when no scheduler address is given).
 
-`auto` picks `memory` when the window's rows fit the memory budget, else `sharded`.
+`auto` picks `memory` when the window's rows fit the memory budget, else `dask` on a local
+cluster of one worker per core when the machine has several cores and Dask is installed, else
+`sharded`.
 """
 
 from __future__ import annotations
@@ -80,8 +82,10 @@ CALIBRATION_ROWS_SHARE = 0.25
 # Share of a sampled SKU's observed rows that the models train on (see `sampling_plan`).
 ROW_SHARE = 0.25
 TRAINING_COLUMNS = ("sku", "week", "demand", "weight")
-# Shard tasks a Dask worker holds at once: one running, one queued behind it.
+# Shard tasks a Dask worker thread holds at once: one running, one queued behind it.
 IN_FLIGHT_PER_WORKER = 2
+# Resident memory of an idle local worker process with this package imported (~330 MB seen).
+WORKER_BASE_BYTES = 400 * 2**20
 
 
 def physical_memory_bytes() -> int:
@@ -124,8 +128,13 @@ class EngineSettings:
 
     @property
     def local_workers(self) -> int:
-        """Worker processes of the run's own `LocalCluster`."""
-        return self.dask_workers or len(os.sched_getaffinity(0))
+        """Worker processes of the run's own `LocalCluster`: one per core, as many as the budget
+        holds (each needs its imports and one shard), unless `dask_workers` says otherwise."""
+        if self.dask_workers:
+            return self.dask_workers
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        fits = self.budget_bytes // (WORKER_BASE_BYTES + MIN_SHARD_ROWS * SHARD_BYTES_PER_ROW)
+        return max(1, min(cores or 1, fits))
 
     def choose(self, rows: int) -> str:
         """The engine for a window of `rows` feature rows.
@@ -154,7 +163,7 @@ class EngineSettings:
         """
         if self.shard_rows_override:
             return self.shard_rows_override
-        in_flight = self.local_workers if self.engine == "dask" else 1
+        in_flight = self.local_workers if self.engine == "dask" and not self.dask_address else 1
         rows = self.budget_bytes // 4 // SHARD_BYTES_PER_ROW // in_flight
         return int(min(max(rows, MIN_SHARD_ROWS), MAX_SHARD_ROWS))
 
@@ -369,18 +378,20 @@ class SerialExecutor:
 class DaskExecutor:
     """Runs shard tasks on a Dask cluster: the shared arguments are sent to every worker once.
 
-    At most `IN_FLIGHT_PER_WORKER` tasks per worker are submitted ahead of the one being
+    At most `IN_FLIGHT_PER_WORKER` tasks per worker thread are submitted ahead of the one being
     consumed, so finished shards never pile up in the workers' memory while the caller (say a
     parquet writer) is slower than they are.
     """
 
     def __init__(self, client) -> None:
         self.client = client
-        self.threads_per_task = min(client.nthreads().values(), default=1)
+        self.threads_per_task = 1  # a worker with several threads runs as many tasks at once
 
     def map(self, function: Callable, shared: tuple, items: Sequence) -> Iterator:
-        scattered = [self.client.scatter(value, broadcast=True) for value in shared]
-        ahead = IN_FLIGHT_PER_WORKER * max(len(self.client.nthreads()), 1)
+        # hash=False: a value equal to one of the previous pass (released a moment ago) gets a
+        # new key, not the old one the scheduler may still be forgetting.
+        scattered = [self.client.scatter(value, broadcast=True, hash=False) for value in shared]
+        ahead = IN_FLIGHT_PER_WORKER * max(sum(self.client.nthreads().values()), 1)
         pending = iter(items)
         futures: collections.deque = collections.deque()
 
@@ -404,7 +415,7 @@ class DaskExecutor:
 def dask_executor(engine: EngineSettings, report: Report | None = None) -> Iterator[DaskExecutor]:
     """A `DaskExecutor` on the cluster at `engine.dask_address`, or on a `LocalCluster`.
 
-    The local cluster binds to 127.0.0.1, has `dask_workers` single-threaded worker processes
+    The local cluster binds to 127.0.0.1, has `local_workers` single-threaded worker processes
     sharing the memory budget, and no dashboard; it is shut down when the block ends.
     """
     from dask.distributed import Client, LocalCluster

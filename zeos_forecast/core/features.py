@@ -163,7 +163,7 @@ def build_demand_features(
     columns.update((column, values[in_span]) for column, values in dynamic.items())
     for column, values in _static_features(sku_keys, articles, merchants).items():
         columns[column] = values.iloc[rows].reset_index(drop=True)
-    return pd.DataFrame(columns)
+    return pd.DataFrame(columns, copy=False)  # no second copy beside the gathered columns
 
 
 def discount(price: np.ndarray, list_price: np.ndarray) -> np.ndarray:

@@ -1,0 +1,179 @@
+"""Feature shards: the window's feature frame built one article range at a time.
+
+A shard task reads its article range of the sales history, builds that part of the feature frame
+and summarises it; the run's process numbers the shards' SKUs on and writes them in order. Tasks
+run in the run's process or on Dask workers (everything here pickles, and nothing here imports
+Dagster, so a worker imports only what a shard needs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .engine import FOOTER_KEY, WindowStats
+from .features import build_demand_features, static_columns
+
+__all__ = ["FeatureShardJob", "WindowSummary", "build_feature_shard", "shift_sku"]
+
+ArticleRange = tuple[str | None, str | None]
+# History columns the features do not use (dropped as soon as they are read).
+NOT_FEATURE_INPUTS = ("censored",)
+# Rows of the frame kept for the preview and the column lists of the metadata.
+HEAD_ROWS = 1_000
+
+
+@dataclass(frozen=True)
+class FeatureShardJob:
+    """What every shard of one window shares.
+
+    Attributes:
+        read_history: `read_history(ranges)` returns the window's sales history rows with
+            `low <= article_id < high` for `ranges={"article_id": (low, high)}` (None: all).
+        origin, history_weeks, active_weeks, censored_as_demand: As `build_demand_features`.
+        articles, merchants: Validated article and merchant metadata (or None).
+        whole_window: One shard holds the whole window (no range read, no empty columns kept).
+        row_group_rows: Rows per table handed to the writer (None: one table per shard).
+        on_workers: Tasks run on Dask workers, which send their tables back at once.
+    """
+
+    read_history: Callable[..., pd.DataFrame]
+    origin: dt.date
+    history_weeks: int
+    active_weeks: int
+    censored_as_demand: bool
+    articles: pd.DataFrame | None
+    merchants: pd.DataFrame | None
+    whole_window: bool
+    row_group_rows: int | None
+    on_workers: bool
+
+
+def build_feature_shard(
+    job: FeatureShardJob, bounds: ArticleRange
+) -> tuple[Iterable[pa.Table], WindowSummary] | None:
+    """The feature tables of one article range (SKUs numbered from 0) and their summary.
+
+    In the run's own process the tables are made one at a time as the writer takes them (one
+    table beside the frame in memory); a worker sends them all back at once. None: no rows.
+    """
+    history = job.read_history(ranges=None if job.whole_window else {"article_id": bounds})
+    history = history.drop(columns=[c for c in NOT_FEATURE_INPUTS if c in history])
+    if history.empty:
+        return None
+    frame = build_demand_features(
+        history,
+        job.origin,
+        job.history_weeks,
+        job.active_weeks,
+        articles=job.articles,
+        merchants=job.merchants,
+        censored_as_demand=job.censored_as_demand,
+        keep_empty_columns=not job.whole_window,
+    )
+    del history
+    summary = WindowSummary.of(frame, job.articles, job.merchants)
+    tables = sku_aligned_tables(frame, job.row_group_rows)
+    return (list(tables) if job.on_workers else tables), summary
+
+
+def shift_sku(table: pa.Table, offset: int) -> pa.Table:
+    """The table with its SKU numbers moved up by `offset` (they run on across shards)."""
+    if offset == 0:
+        return table
+    index = table.schema.get_field_index("sku")
+    shifted = pc.add(table["sku"], pa.scalar(offset, table.schema.field(index).type))
+    return table.set_column(index, "sku", shifted)
+
+
+@dataclass
+class WindowSummary:
+    """What the metadata and the forecast step need to know about the frame, shard by shard."""
+
+    skus: int = 0
+    active_skus: int = 0
+    unobserved: int = 0
+    observed: int = 0
+    zero: int = 0
+    weeks: int = 0
+    without_article: int = 0
+    without_merchant: int = 0
+    first_week: pd.Timestamp = pd.Timestamp.max
+    categories: dict[str, list[str]] = field(default_factory=dict)
+    head: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @classmethod
+    def of(
+        cls, frame: pd.DataFrame, articles: pd.DataFrame | None, merchants: pd.DataFrame | None
+    ) -> WindowSummary:
+        firsts = frame.drop_duplicates("sku")
+        trained = frame["weight"].to_numpy() > 0
+        return cls(
+            skus=len(firsts),
+            active_skus=int(firsts["active"].sum()),
+            unobserved=int((~frame["observed"]).sum()),
+            observed=int(trained.sum()),
+            zero=int((frame["demand"].to_numpy()[trained] <= 0).sum()),
+            weeks=int(frame["week"].nunique()),
+            without_article=_skus_without(firsts, articles, "article_id"),
+            without_merchant=_skus_without(firsts, merchants, "merchant_id"),
+            first_week=frame["week"].min(),
+            categories={
+                column: frame[column].cat.categories.astype(str).tolist()
+                for column in static_columns(frame)
+                if isinstance(frame[column].dtype, pd.CategoricalDtype)
+            },
+            head=frame.head(HEAD_ROWS).copy(),  # a copy: a view would keep the shard alive
+        )
+
+    def merge(self, other: WindowSummary) -> None:
+        """Adds the summary of the next shard (whose SKUs follow this one's)."""
+        for name in ("skus", "active_skus", "unobserved", "observed", "zero"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.without_article += other.without_article
+        self.without_merchant += other.without_merchant
+        # Categories come from the whole metadata table: every shard has the same ones.
+        self.categories.update(other.categories)
+        self.first_week = min(self.first_week, other.first_week)
+        self.weeks = max(self.weeks, other.weeks)
+        if self.head.empty:
+            self.head = other.head
+
+    def footer(self) -> dict[str, str]:
+        """Totals the forecast step needs before it reads a row (`core.engine.WindowStats`)."""
+        stats = WindowStats(
+            observed_rows=self.observed,
+            zero_share=self.zero / max(self.observed, 1),
+            skus=self.skus,
+            active_skus=self.active_skus,
+            categories=self.categories,
+        )
+        return {FOOTER_KEY: stats.to_json()}
+
+
+def sku_aligned_tables(frame: pd.DataFrame, rows: int | None) -> Iterator[pa.Table]:
+    """The frame as tables of about `rows` rows (None: one), never splitting a SKU."""
+    if rows is None or len(frame) <= rows:
+        yield pa.Table.from_pandas(frame, preserve_index=False)
+        return
+    sku = frame["sku"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, sku[1:] != sku[:-1]])  # where each SKU's rows begin
+    wanted = np.searchsorted(starts, np.arange(rows, len(frame), rows))
+    cuts = np.unique(starts[wanted[wanted < len(starts)]])
+    for begin, end in itertools.pairwise([0, *cuts.tolist(), len(frame)]):
+        if end > begin:
+            yield pa.Table.from_pandas(frame.iloc[begin:end], preserve_index=False)
+
+
+def _skus_without(firsts: pd.DataFrame, metadata: pd.DataFrame | None, key: str) -> int:
+    """SKUs whose `key` has no row in the metadata (the contract allows it: empty features)."""
+    keys = firsts[key].astype(str)
+    known = set() if metadata is None else set(metadata[key])
+    return int((~keys.isin(known)).sum())
