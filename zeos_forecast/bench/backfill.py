@@ -304,7 +304,10 @@ def _sensor_steps(measured: Measured, steps_json: Path) -> dict[str, Any]:
     """The sensor process's ticks and runs, each with its peak memory."""
     found = json.loads(steps_json.read_text())
     for step in found["steps"]:
-        step["peak_rss_bytes"] = peak_between(measured.samples, step["started"], step["finished"])
+        if step["kind"] == "run":  # a tick is over before the next sample, most of the time
+            step["peak_rss_bytes"] = peak_between(
+                measured.samples, step["started"], step["finished"]
+            )
     return found
 
 
