@@ -245,17 +245,19 @@ def test_dask_on_a_local_cluster_writes_the_tables_of_the_sharded_engine(validat
     pd.testing.assert_frame_equal(dask_table, sharded_table)
 
 
-def test_auto_keeps_a_window_in_memory_until_it_exceeds_the_budget_then_uses_every_core():
+def test_auto_keeps_a_window_in_memory_until_it_exceeds_the_budget_then_shards_it():
     budget_rows = 4 * 2**30 // MEMORY_BYTES_PER_ROW
+    auto = EngineSettings(max_memory_gb=4, dask_workers=2)
 
-    two_cores = EngineSettings(max_memory_gb=4, dask_workers=2)
-    one_core = EngineSettings(max_memory_gb=4, dask_workers=1)
+    assert auto.choose(budget_rows) == "memory"
+    assert auto.choose(budget_rows + 1) == "sharded"
 
-    assert two_cores.choose(budget_rows) == "memory"
-    assert two_cores.choose(budget_rows + 1) == "dask"
-    assert one_core.choose(budget_rows + 1) == "sharded"
-    # Every worker has a shard in flight: the same memory in smaller shards.
-    assert two_cores.resolve(budget_rows + 1).shard_rows == one_core.shard_rows // 2
+
+def test_the_dask_engine_has_a_shard_in_flight_on_every_local_worker():
+    sharded = EngineSettings(engine="sharded", max_memory_gb=4, dask_workers=2)
+    dask = EngineSettings(engine="dask", max_memory_gb=4, dask_workers=2)
+
+    assert dask.shard_rows == sharded.shard_rows // 2
 
 
 def test_the_dask_executor_keeps_at_most_two_tasks_per_worker_ahead_of_its_reader():
