@@ -362,7 +362,11 @@ class Lake:
                 for table in tables:
                     if writer is None:
                         writer = pq.ParquetWriter(
-                            path, table.schema, filesystem=filesystem, write_page_checksum=True
+                            path,
+                            table.schema,
+                            filesystem=filesystem,
+                            write_page_checksum=True,
+                            use_dictionary=dictionary_columns(table.schema),
                         )
                     table = _conform(table, writer.schema)
                     writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -661,6 +665,22 @@ def read_row_groups(
         values = table[column].to_numpy()
         table = table.filter(pa.array(values % k == 0))
     return table.to_pandas(date_as_object=False)
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth dictionary pages in a batch-written file: keys and categories.
+
+    Measured on a 4.4M-row shard of the features at 1M SKUs: skipping the dictionary attempt on
+    float columns (few repeat) wrote the shard in 1.04-1.15 s instead of 1.69-1.84 s and read it
+    back in 0.64-0.78 s instead of 1.13-1.17 s; the file grew from 15 to 24 MiB.
+    """
+    return [
+        field.name
+        for field in schema
+        if pa.types.is_dictionary(field.type)
+        or pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+    ]
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

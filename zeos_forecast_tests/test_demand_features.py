@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zeos_forecast.core.demand import derive_demand
+from zeos_forecast.core.feature_shards import _skus_without
 from zeos_forecast.core.features import (
     BASE_COLUMNS,
     SMOOTHING,
@@ -377,3 +378,20 @@ def test_a_generated_panel_gives_a_complete_frame_with_bounded_weights():
     active = frame.loc[frame["active"]].drop_duplicates("sku")
     assert len(active) >= live_at_origin
     assert (frame.loc[frame["active"]].groupby("sku")["week"].max() == pd.Timestamp(ORIGIN)).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from(["A1", "A2", "A3", "B7", "C0"]), min_size=1, max_size=30),
+    known=st.sets(st.sampled_from(["A1", "A2", "A3", "B7", "C0", "Z9"])),
+)
+def test_skus_without_metadata_are_counted_alike_from_categories_and_from_strings(keys, known):
+    metadata = pd.DataFrame({"article_id": sorted(known)})
+    expected = sum(key not in known for key in keys)
+
+    as_text = _skus_without(pd.DataFrame({"article_id": keys}), metadata, "article_id")
+    as_category = _skus_without(
+        pd.DataFrame({"article_id": pd.Categorical(keys)}), metadata, "article_id"
+    )
+
+    assert as_text == as_category == expected

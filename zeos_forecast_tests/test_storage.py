@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from core_frames import ORIGIN, sales_drop
 from hypothesis import given, settings
@@ -84,6 +85,27 @@ def test_rewriting_a_partition_replaces_it_and_leaves_no_temporary_file(lake):
     again = lake.read_partition(DATASET, KEY, WEEK)
     assert again["article_id"].tolist() == ["A100", "A101"]
     assert len(lake.read_window(DATASET, KEY, WEEK, WEEK)) == 2
+
+
+def test_a_batch_written_partition_keeps_dictionary_pages_for_keys_and_not_for_numbers(lake):
+    keys = pa.array(["A1", "A2", "A1", "A2"]).dictionary_encode()
+    table = pa.table(
+        {"article_id": keys, "merchant_id": ["M1"] * 4, "demand": [1.0, 2.0, 1.0, 3.0]}
+    )
+
+    path, _ = lake.write_partition_batches(DATASET, KEY, WEEK, [table, table])
+
+    with open(path, "rb") as handle:
+        group = pq.ParquetFile(handle).metadata.row_group(0)
+        encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(3)}
+    assert "RLE_DICTIONARY" in encodings["article_id"]
+    assert "RLE_DICTIONARY" in encodings["merchant_id"]
+    assert "RLE_DICTIONARY" not in encodings["demand"]
+    pd.testing.assert_frame_equal(
+        lake.read_partition(DATASET, KEY, WEEK),
+        pa.concat_tables([table, table]).to_pandas(),
+        check_categorical=False,
+    )
 
 
 def test_partitions_lists_every_written_value_in_order(lake):

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from .contract import KEY_COLUMNS
 from .features import dynamic_columns, static_columns
 from .model import (
     POINT,
@@ -268,6 +269,19 @@ def _training_frame(batch: pd.DataFrame, dynamic: list[str], static: list[str]) 
     )
 
 
+def _up_to(batch: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+    """The rows up to `origin`; the frame itself when it has none later (no copy of a shard)."""
+    weeks = batch["week"]
+    if len(weeks) == 0 or weeks.max() <= origin:
+        return batch
+    return batch.loc[weeks <= origin]
+
+
+def _scoring_columns(plan: _Plan) -> list[str]:
+    """What scoring a shard reads: series, keys, flags and model inputs (not the raw sales)."""
+    return [*TRAINING_COLUMNS, "active", *KEY_COLUMNS, *plan.dynamic, *plan.static]
+
+
 @dataclass
 class _Plan:
     """Everything both passes share: resolved settings, columns, sample share, origin."""
@@ -313,7 +327,7 @@ def _sample_shard(plan: _Plan, source: ShardedInput, task: tuple[int, list[int]]
     """Pass 1 for one shard: mlforecast's features, the sampled rows, the calibration SKUs."""
     index, groups = task
     batch = source.read(groups, None, ("sku", plan.sku_stride))
-    batch = _conform_categories(batch.loc[batch["week"] <= plan.origin], plan.categories)
+    batch = _conform_categories(_up_to(batch, plan.origin), plan.categories)
     forecaster = make_forecaster(plan.settings)
     x, y = forecaster.preprocess(
         _training_frame(batch, plan.dynamic, plan.static),
@@ -335,8 +349,8 @@ def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups:
         # run's (OpenMP threads of several workers on the same cores slow each other down).
         for model in forecaster.models_.values():
             model.threads = plan.task_threads
-    batch = source.read(groups, None)
-    batch = _conform_categories(batch.loc[batch["week"] <= plan.origin], plan.categories)
+    batch = source.read(groups, _scoring_columns(plan))
+    batch = _conform_categories(_up_to(batch, plan.origin), plan.categories)
     ids = np.sort(batch.loc[batch["active"], "sku"].unique())
     if len(ids) == 0:
         return None, {}, 0

@@ -458,9 +458,12 @@ def future_inputs(
     promotion of the origin week over the whole horizon forecasts twelve weeks of promotion).
     `discount` follows the prices.
     """
-    active = features.loc[features["active"]]
-    recent = active.loc[active["week"] > active["week"].max() - pd.Timedelta(weeks=USUAL_WEEKS)]
-    last = recent.groupby("sku", sort=True, observed=True)[dynamic].median()
+    is_active = features["active"].to_numpy()
+    week = features["week"]
+    latest = week[is_active].max() if is_active.any() else week.max()
+    # Only the columns and rows needed (a shard's whole frame would be copied otherwise).
+    recent = is_active & (week > latest - pd.Timedelta(weeks=USUAL_WEEKS)).to_numpy()
+    last = features.loc[recent, ["sku", *dynamic]].groupby("sku", sort=True)[dynamic].median()
     weeks = pd.date_range(pd.Timestamp(origin) + pd.Timedelta(weeks=1), periods=horizon, freq=FREQ)
     future = last.loc[last.index.repeat(horizon)].reset_index()
     future.insert(1, "ds", np.tile(weeks.to_numpy(), len(last)))
@@ -468,7 +471,7 @@ def future_inputs(
     planned = [c for c in dynamic if plans is not None and c in plans.columns and c != "discount"]
     if planned:
         assert plans is not None
-        skus = active.drop_duplicates("sku")[["sku", *KEY_COLUMNS]]
+        skus = features.loc[is_active, ["sku", *KEY_COLUMNS]].drop_duplicates("sku")
         keyed = plans[[*KEY_COLUMNS, "week", *planned]].astype({k: str for k in KEY_COLUMNS})
         keyed = keyed.merge(skus.astype({k: str for k in KEY_COLUMNS}), on=list(KEY_COLUMNS))
         keyed["ds"] = pd.to_datetime(keyed["week"])
