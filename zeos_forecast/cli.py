@@ -189,6 +189,7 @@ def _bench_scale(args: argparse.Namespace) -> int:
         data=args.data,
         seed=args.seed,
         skip_baseline=args.skip_baseline,
+        reuse_backlog=args.reuse_backlog,
         engine=args.engine,
         n_estimators=args.n_estimators,
         threads=args.threads,
@@ -432,6 +433,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     scale.add_argument("--seed", type=int, default=0)
     scale.add_argument("--skip-baseline", action="store_true", help="run ours only")
+    scale.add_argument(
+        "--reuse-backlog",
+        action="store_true",
+        help="keep sales_history from an earlier run on this data when it holds every week "
+        "before the origin (the backlog is not ingested or measured again)",
+    )
     scale.add_argument(
         "--data-only",
         action="store_true",

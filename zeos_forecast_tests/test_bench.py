@@ -66,6 +66,12 @@ def test_bench_scale_prints_both_sides_with_finite_accuracy_and_then_reuses_its_
     assert "Generating" not in again
     assert (data / "data.json").stat().st_mtime_ns == marker
 
+    ours_only = bench("--data", str(data), "--skip-baseline", "--reuse-backlog").stdout
+
+    assert "reused: sales_history of an earlier run" in table_row(ours_only, "ours: backlog ingest")
+    assert " s " in table_row(ours_only, "ours: weekly run")
+    assert "Generating" not in ours_only
+
 
 def test_wape_and_bias_are_scored_on_the_sku_weeks_every_forecast_covers():
     week = pd.Timestamp("2026-11-23")

@@ -146,10 +146,11 @@ def prepare_data(
     return data
 
 
-def fresh_runs_folder(data: BenchData) -> Path:
-    """Deletes what earlier runs left: outputs, the Dagster instance, every derived dataset."""
+def fresh_runs_folder(data: BenchData, keep: tuple[str, ...] = ()) -> Path:
+    """Deletes what earlier runs left: outputs, the Dagster instance, every derived dataset but
+    those in `keep`."""
     for derived in data.lake.iterdir():
-        if derived.is_dir() and derived.name != "landing":
+        if derived.is_dir() and derived.name not in ("landing", *keep):
             shutil.rmtree(derived)
     runs = data.folder / "runs"
     shutil.rmtree(runs, ignore_errors=True)

@@ -26,6 +26,7 @@ import psutil
 
 from ..core.progress import Report
 from ..datasets.synthetic import latest_complete_week
+from ..storage import Lake
 from .baseline import LAGS
 from .data import BenchData, default_folder, fresh_runs_folder, prepare_data
 from .measure import Measured, run_measured
@@ -73,6 +74,9 @@ class ScaleOptions:
         data: The data folder (default `/tmp/zeos-bench/skus<N>-weeks<W>-seed<S>/`).
         seed: Seed of the synthetic data.
         skip_baseline: Run ours only.
+        reuse_backlog: Keep the lake's `sales_history` of an earlier run on the same data when it
+            holds every week before the origin: the backlog is neither ingested nor measured
+            again (its figures are those of that earlier run).
         engine: Passed to `zeos-forecast forecast --engine` when given.
         n_estimators, threads: Trees per model and threads, for both sides.
     """
@@ -83,6 +87,7 @@ class ScaleOptions:
     data: Path | None = None
     seed: int = 0
     skip_baseline: bool = False
+    reuse_backlog: bool = False
     engine: str | None = None
     n_estimators: int = 100
     threads: int = 2
@@ -124,9 +129,10 @@ def run_scale(options: ScaleOptions, report: Report = print) -> dict[str, Any]:
         BenchFailed: when our pipeline fails.
     """
     data = prepare_scale_data(options, report)
-    runs = fresh_runs_folder(data)
+    reuse_backlog = options.reuse_backlog and _backlog_in_lake(data)
+    runs = fresh_runs_folder(data, keep=("sales_history",) if reuse_backlog else ())
     baseline = _run_baseline(data, options, runs, report)
-    backlog, weekly = _run_ours(data, options, runs, report)
+    backlog, weekly = _run_ours(data, options, runs, report, reuse_backlog)
     forecasts = {WEEKLY: _our_forecast(data)}
     if baseline["status"] == "ok":
         forecasts[BASELINE] = pd.read_parquet(runs / BASELINE / "forecast.parquet")
@@ -195,7 +201,7 @@ def _run_baseline(
 
 
 def _run_ours(
-    data: BenchData, options: ScaleOptions, runs: Path, report: Report
+    data: BenchData, options: ScaleOptions, runs: Path, report: Report, reuse_backlog: bool
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     env = {**os.environ, "DAGSTER_HOME": str(data.folder / "dagster_home")}
     cli = [sys.executable, "-m", "zeos_forecast.cli"]
@@ -208,8 +214,14 @@ def _run_ours(
         "--n-estimators", str(options.n_estimators), "--threads", str(options.threads),
         *(["--engine", options.engine] if options.engine else []),
     ]  # fmt: skip
-    results = []
-    for name, command in ((BACKLOG, backlog), (WEEKLY, weekly)):
+    results: list[dict[str, Any]] = []
+    if reuse_backlog:
+        report("Reusing the backlog: sales_history already holds every week before the origin.")
+        results.append(_not_run("reused: sales_history of an earlier run (--reuse-backlog)"))
+        steps = [(WEEKLY, weekly)]
+    else:
+        steps = [(BACKLOG, backlog), (WEEKLY, weekly)]
+    for name, command in steps:
         metadata_json = runs / f"{name}.json"
         measured = _measure(
             name, [*command, "--metadata-json", str(metadata_json)], runs, env, report
@@ -230,6 +242,12 @@ def _run_ours(
             }
         )
     return results[0], results[1]
+
+
+def _backlog_in_lake(data: BenchData) -> bool:
+    """Whether the lake's sales_history has a partition for each drop week before the origin."""
+    wanted = {data.origin - dt.timedelta(weeks=k) for k in range(1, data.weeks)}
+    return wanted <= set(Lake(str(data.lake)).partitions("sales_history", "week"))
 
 
 def _measure(
