@@ -44,6 +44,14 @@ def test_every_job_resolves():
         assert job.graph.node_defs, f"job {name} has no ops"
 
 
+def test_every_run_executes_its_steps_in_one_process_whoever_starts_it():
+    weekly = defs.resolve_job_def("weekly_forecast")
+    materialize_from_the_ui = defs.resolve_implicit_global_asset_job_def()
+
+    assert weekly.executor_def.name == dg.in_process_executor.name
+    assert materialize_from_the_ui.executor_def.name == dg.in_process_executor.name
+
+
 def test_the_weekly_job_selects_the_whole_graph_on_the_weekly_partitions(graph):
     job = defs.resolve_job_def("weekly_forecast")
     assert job.asset_layer.selected_asset_keys == set(ASSETS)

@@ -288,7 +288,6 @@ def _execute(
     compute_config: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     run_config = {
-        "execution": {"config": {"in_process": {}}},
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
         "resources": {
             "lake": {"config": {"root": lake_root}},
