@@ -268,7 +268,7 @@ def _compute_config(args: argparse.Namespace) -> dict:
         "engine": args.engine,
         "max_memory_gb": args.max_memory_gb,
         "dask_address": args.dask_address,
-        "dask_workers": args.dask_workers,
+        "workers": args.workers,
     }
     return {k: v for k, v in values.items() if v is not None}
 
@@ -541,7 +541,10 @@ def _model_options(command: argparse.ArgumentParser) -> None:
         "--dask-address", help="Dask scheduler, e.g. tcp://host:8786 (default: a LocalCluster)"
     )
     command.add_argument(
-        "--dask-workers", type=int, help="LocalCluster workers (default: one per core)"
+        "--workers",
+        type=int,
+        help="shards worked on at once: threads of sharded, LocalCluster workers of dask "
+        "(default: one per core)",
     )
 
 

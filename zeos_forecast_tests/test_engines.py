@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from zeos_forecast.core.engine import (
     DaskExecutor,
     EngineSettings,
     ShardedInput,
+    ThreadExecutor,
     WindowStats,
     sampling_plan,
     train_and_score_sharded,
@@ -153,6 +155,37 @@ def test_shards_arrive_in_sku_order_so_the_written_file_is_sorted(features, tmp_
     assert keys == sorted(keys)
 
 
+def test_shards_scored_on_two_threads_give_the_forecast_of_one_thread(features, tmp_path):
+    source = sharded(features, tmp_path / "lake", groups=6)
+    settings = ForecastSettings(horizon=4, n_estimators=15, threads=1, train_rows=3_000)
+
+    one, one_table = run_sharded(source, settings, shard_rows=2_000)
+    two, two_table = run_sharded(source, settings, shard_rows=2_000, executor=ThreadExecutor(2))
+
+    assert two.train_rows == one.train_rows and two.skus_scored == one.skus_scored
+    pd.testing.assert_frame_equal(two_table, one_table)
+
+
+def test_the_thread_executor_starts_one_task_per_thread_ahead_of_its_reader():
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def task(item: int) -> int:
+        with lock:
+            started.append(item)
+        return -item
+
+    results = ThreadExecutor(2).map(task, (), range(20))
+    first = next(results)
+    time.sleep(0.3)  # time for the pool to start whatever was submitted
+    started_while_reading_the_first = len(started)
+    rest = list(results)
+
+    assert first == 0
+    assert started_while_reading_the_first == 3  # the first, then one ahead per thread
+    assert rest == [-i for i in range(1, 20)]
+
+
 # ---- through Dagster ----
 
 HISTORY_WEEKS = 60
@@ -227,12 +260,15 @@ def test_a_weekly_run_in_shards_writes_whole_skus_per_row_group(validated, lake_
     assert len(table) == 4 * metadata["demand_forecast"]["skus_scored"]
 
 
-def test_dask_on_a_local_cluster_writes_the_tables_of_the_sharded_engine(validated, lake_copy):
-    sharded_root, dask_root = lake_copy(validated), lake_copy(validated)
-    sharded_table, _ = forecast_with(sharded_root, ComputeResource(engine="sharded", **SHARDS))
+def test_threads_and_dask_workers_write_the_tables_of_one_thread(validated, lake_copy):
+    one_root, sharded_root, dask_root = (lake_copy(validated) for _ in range(3))
+    one_table, _ = forecast_with(one_root, ComputeResource(engine="sharded", workers=1, **SHARDS))
+    sharded_table, _ = forecast_with(
+        sharded_root, ComputeResource(engine="sharded", workers=2, **SHARDS)
+    )
 
     dask_table, metadata = forecast_with(
-        dask_root, ComputeResource(engine="dask", dask_workers=2, **SHARDS)
+        dask_root, ComputeResource(engine="dask", workers=2, **SHARDS)
     )
 
     assert metadata["demand_features"]["engine"] == "dask"
@@ -243,21 +279,31 @@ def test_dask_on_a_local_cluster_writes_the_tables_of_the_sharded_engine(validat
         Lake(str(sharded_root)).read_partition("demand_features", "forecast_week", ORIGIN),
     )
     pd.testing.assert_frame_equal(dask_table, sharded_table)
+    pd.testing.assert_frame_equal(
+        Lake(str(sharded_root)).read_partition("demand_features", "forecast_week", ORIGIN),
+        Lake(str(one_root)).read_partition("demand_features", "forecast_week", ORIGIN),
+    )
+    pd.testing.assert_frame_equal(sharded_table, one_table)
 
 
 def test_auto_keeps_a_window_in_memory_until_it_exceeds_the_budget_then_shards_it():
     budget_rows = 4 * 2**30 // MEMORY_BYTES_PER_ROW
-    auto = EngineSettings(max_memory_gb=4, dask_workers=2)
+    auto = EngineSettings(max_memory_gb=4, workers=2)
 
     assert auto.choose(budget_rows) == "memory"
     assert auto.choose(budget_rows + 1) == "sharded"
 
 
-def test_the_dask_engine_has_a_shard_in_flight_on_every_local_worker():
-    sharded = EngineSettings(engine="sharded", max_memory_gb=4, dask_workers=2)
-    dask = EngineSettings(engine="dask", max_memory_gb=4, dask_workers=2)
+def test_a_shard_is_in_flight_on_every_local_worker_so_shards_shrink_with_the_workers():
+    one = EngineSettings(engine="sharded", max_memory_gb=4, workers=1)
+    threads = EngineSettings(engine="sharded", max_memory_gb=4, workers=2)
+    local_dask = EngineSettings(engine="dask", max_memory_gb=4, workers=2)
+    remote_dask = EngineSettings(
+        engine="dask", max_memory_gb=4, workers=2, dask_address="tcp://x:1"
+    )
 
-    assert dask.shard_rows == sharded.shard_rows // 2
+    assert threads.shard_rows == local_dask.shard_rows == one.shard_rows // 2
+    assert remote_dask.shard_rows == one.shard_rows  # its workers have memory of their own
 
 
 def test_the_dask_executor_keeps_at_most_two_tasks_per_worker_ahead_of_its_reader():

@@ -334,6 +334,12 @@ class FittedBooster:
         self.categories = categories
         self.threads: int | None = None
 
+    def with_threads(self, threads: int) -> FittedBooster:
+        """The same booster, predicting with `threads` threads."""
+        model = FittedBooster(self.booster_, self.columns, self.categories)
+        model.threads = threads
+        return model
+
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return as_matrix(frame[self.columns], self.categories)
 

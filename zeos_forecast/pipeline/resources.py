@@ -50,10 +50,10 @@ class ComputeResource(dg.ConfigurableResource):
     """Where the features and the forecast are computed, and within what memory.
 
     `auto` keeps a window in memory while it fits the budget and otherwise builds features and
-    scores in SKU shards with a bounded training sample, spread over a `LocalCluster` of one
-    worker per core when the machine has more than one (`dask`). `sharded` keeps the shards in
-    the run's process; `dask` with `dask_address` sends them to an existing cluster. See
-    `core/engine.py` and the README (Scale: engines).
+    scores in SKU shards with a bounded training sample (`sharded`), on one thread per core of
+    the run's process. `dask` sends the shards to the worker processes of a `LocalCluster`, or
+    with `dask_address` to an existing cluster. See `core/engine.py` and the README (Scale:
+    engines).
     """
 
     engine: str = Field("auto", description=f"One of {', '.join(ENGINES)}.")
@@ -63,10 +63,10 @@ class ComputeResource(dg.ConfigurableResource):
     dask_address: str | None = Field(
         None, description="Dask scheduler address, e.g. tcp://scheduler:8786 (engine dask)."
     )
-    dask_workers: int | None = Field(
+    workers: int | None = Field(
         None,
-        description="Workers of the LocalCluster started when dask_address is unset "
-        "(default: one per core).",
+        description="Shards worked on at once on this machine: threads of the sharded engine, "
+        "worker processes of the dask engine's LocalCluster (default: one per core).",
     )
 
     shard_rows: int | None = Field(
@@ -78,7 +78,7 @@ class ComputeResource(dg.ConfigurableResource):
             engine=self.engine,
             max_memory_gb=self.max_memory_gb,
             dask_address=self.dask_address,
-            dask_workers=self.dask_workers,
+            workers=self.workers,
             shard_rows_override=self.shard_rows,
         )
 
