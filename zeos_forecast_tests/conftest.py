@@ -23,6 +23,14 @@ from zeos_forecast.datasets.landing import write_landing
 from zeos_forecast.datasets.synthetic import generate_panel
 from zeos_forecast.storage import Lake
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs on every core (`-n auto` in setup.cfg): OpenMP threads of LightGBM that
+    wait must sleep, not spin, or the spinning threads of one test worker starve those of the
+    other (under 1 tree/s on 2 cores). Set before any test worker loads LightGBM."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 # Public retail data lives beside the checkout (`../shared/data`), never inside the project.
 SHARED_DATA = Path(
     os.environ.get("ZEOS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -70,6 +70,9 @@ def test_bench_scale_prints_both_sides_with_finite_accuracy_and_then_reuses_its_
 
     assert "reused: sales_history of an earlier run" in table_row(ours_only, "ours: backlog ingest")
     assert " s " in table_row(ours_only, "ours: weekly run")
+    weekly_log = (data / "runs" / "ours_weekly.log").read_text()
+    origin = results["data"]["origin"]
+    assert f"Validating sales_history {origin} .. {origin} in one run" in weekly_log  # not 59
     assert "Generating" not in ours_only
 
 

@@ -147,14 +147,15 @@ def prepare_data(
 
 
 def fresh_runs_folder(data: BenchData, keep: tuple[str, ...] = ()) -> Path:
-    """Deletes what earlier runs left: outputs, the Dagster instance, every derived dataset but
-    those in `keep`."""
+    """Deletes what earlier runs left: outputs, every derived dataset and the Dagster instance
+    (`dagster_home`), but those named in `keep`."""
     for derived in data.lake.iterdir():
         if derived.is_dir() and derived.name not in ("landing", *keep):
             shutil.rmtree(derived)
     runs = data.folder / "runs"
     shutil.rmtree(runs, ignore_errors=True)
-    shutil.rmtree(data.folder / "dagster_home", ignore_errors=True)
+    if "dagster_home" not in keep:
+        shutil.rmtree(data.folder / "dagster_home", ignore_errors=True)
     runs.mkdir()
     return runs
 

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -74,9 +75,9 @@ class ScaleOptions:
         data: The data folder (default `/tmp/zeos-bench/skus<N>-weeks<W>-seed<S>/`).
         seed: Seed of the synthetic data.
         skip_baseline: Run ours only.
-        reuse_backlog: Keep the lake's `sales_history` of an earlier run on the same data when it
-            holds every week before the origin: the backlog is neither ingested nor measured
-            again (its figures are those of that earlier run).
+        reuse_backlog: Keep the lake's `sales_history` and the Dagster instance of an earlier
+            run on the same data when they hold every week before the origin: the backlog is
+            neither ingested nor measured again; the weekly run validates its own week as ever.
         engine: Passed to `zeos-forecast forecast --engine` when given.
         n_estimators, threads: Trees per model and threads, for both sides.
     """
@@ -129,8 +130,10 @@ def run_scale(options: ScaleOptions, report: Report = print) -> dict[str, Any]:
         BenchFailed: when our pipeline fails.
     """
     data = prepare_scale_data(options, report)
-    reuse_backlog = options.reuse_backlog and _backlog_in_lake(data)
-    runs = fresh_runs_folder(data, keep=("sales_history",) if reuse_backlog else ())
+    reuse_backlog = options.reuse_backlog and _backlog_done(data)
+    runs = fresh_runs_folder(data, keep=("sales_history", "dagster_home") if reuse_backlog else ())
+    if reuse_backlog:  # the weekly run validates its new week, as every weekly run does
+        shutil.rmtree(data.lake / "sales_history" / f"week={data.origin}", ignore_errors=True)
     baseline = _run_baseline(data, options, runs, report)
     backlog, weekly = _run_ours(data, options, runs, report, reuse_backlog)
     forecasts = {WEEKLY: _our_forecast(data)}
@@ -244,10 +247,21 @@ def _run_ours(
     return results[0], results[1]
 
 
-def _backlog_in_lake(data: BenchData) -> bool:
-    """Whether the lake's sales_history has a partition for each drop week before the origin."""
+def _backlog_done(data: BenchData) -> bool:
+    """Whether an earlier run's backlog is there: a sales_history partition for each drop week
+    before the origin, each recorded as materialized by the benchmark's Dagster instance (the
+    weekly run validates every week of its window the instance has no record of)."""
+    import dagster as dg
+
     wanted = {data.origin - dt.timedelta(weeks=k) for k in range(1, data.weeks)}
-    return wanted <= set(Lake(str(data.lake)).partitions("sales_history", "week"))
+    if not wanted <= set(Lake(str(data.lake)).partitions("sales_history", "week")):
+        return False
+    home = data.folder / "dagster_home"
+    if not (home / "dagster.yaml").exists():
+        return False
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        recorded = instance.get_materialized_partitions(dg.AssetKey("sales_history"))
+    return {week.isoformat() for week in wanted} <= recorded
 
 
 def _measure(
