@@ -31,6 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The end-to-end files first: each is minutes of one worker (xdist hands out whole files in
+    collection order), so the short files fill the other worker instead of waiting at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 # Public retail data lives beside the checkout (`../shared/data`), never inside the project.
 SHARED_DATA = Path(
     os.environ.get("ZEOS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

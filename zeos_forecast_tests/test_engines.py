@@ -186,6 +186,24 @@ def test_the_thread_executor_starts_one_task_per_thread_ahead_of_its_reader():
     assert rest == [-i for i in range(1, 20)]
 
 
+def test_a_task_failing_on_a_thread_raises_its_error_to_the_reader_and_starts_nothing_more():
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def task(item: int) -> int:
+        with lock:
+            started.append(item)
+        if item == 3:
+            raise ValueError("shard 3 is broken")
+        return item
+
+    results = ThreadExecutor(2).map(task, (), range(20))
+
+    with pytest.raises(ValueError, match="shard 3 is broken"):
+        list(results)
+    assert sorted(started) == list(range(len(started))) and len(started) <= 6
+
+
 # ---- through Dagster ----
 
 HISTORY_WEEKS = 60
