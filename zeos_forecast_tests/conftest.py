@@ -32,9 +32,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The end-to-end files first: each is minutes of one worker (xdist hands out whole files in
-    collection order), so the short files fill the other worker instead of waiting at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    """End-to-end files first, then the slow ones, then the rest, each group in file order.
+
+    xdist hands out whole files in this order (`--no-loadscope-reorder` in setup.cfg; its own
+    order puts files with fewer tests last, and an end-to-end file of three tests takes minutes):
+    the long files start at once and the quick ones fill the other worker at the end.
+    """
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("e2e") is None,
+            item.get_closest_marker("slow") is None,
+        )
+    )
 
 
 # Public retail data lives beside the checkout (`../shared/data`), never inside the project.

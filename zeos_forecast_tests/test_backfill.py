@@ -21,6 +21,8 @@ import pytest
 
 from zeos_forecast.cli import main
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 LAST = dt.date(2026, 11, 9)
 SKUS, WEEKS = 60, 36
 FIRST = LAST - dt.timedelta(weeks=2)

@@ -16,6 +16,8 @@ from zeos_forecast.pipeline import launch
 from zeos_forecast.pipeline.backtest import backtest_origins, run_backtest
 from zeos_forecast.storage import Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 LAST_WEEK = dt.date(2025, 6, 2)
 SKUS, WEEKS = 150, 64
 FIRST_ORIGIN = LAST_WEEK - dt.timedelta(weeks=5)

@@ -19,6 +19,8 @@ import pytest
 from zeos_forecast.pipeline import launch
 from zeos_forecast.storage import Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)
 SKUS, WEEKS = 150, 64
 HISTORY_WEEKS = 60

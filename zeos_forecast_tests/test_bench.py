@@ -15,6 +15,8 @@ import pytest
 from zeos_forecast.bench.measure import run_measured
 from zeos_forecast.bench.scale import score_holdout, stage_seconds
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 CONSOLE_SCRIPT = Path(sys.executable).with_name("zeos-forecast")
 TINY = ["--skus", "200", "--weeks", "60", "--horizon", "4", "--n-estimators", "10"]
 ROW_LABELS = ("baseline (plain mlforecast)", "ours: backlog ingest", "ours: weekly run")

@@ -11,6 +11,8 @@ import pytest
 
 from zeos_forecast.bench.backfill import BackfillOptions, prepare_backfill_data
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 CONSOLE_SCRIPT = Path(sys.executable).with_name("zeos-forecast")
 WEEKS, HISTORY, BURST = 2, 12, 3
 TINY = [

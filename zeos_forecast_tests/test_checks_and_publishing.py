@@ -28,6 +28,8 @@ from zeos_forecast.pipeline.published_forecast import published_forecast
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)
 NEXT_WEEK = WEEK + dt.timedelta(weeks=1)
 SKUS, WEEKS = 150, 64

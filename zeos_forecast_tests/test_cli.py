@@ -18,6 +18,8 @@ import pytest
 from zeos_forecast.cli import main
 from zeos_forecast.demo import latest_complete_week
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)
 SKUS, WEEKS = 150, 60
 HORIZON = 4

@@ -44,6 +44,8 @@ from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 ORIGIN = dt.date(2025, 6, 2)
 KEYS = ["article_id", "merchant_id", "week", "horizon"]
 VALUES = ["forecast", "q10", "q50", "q90"]

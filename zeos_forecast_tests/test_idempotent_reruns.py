@@ -23,6 +23,8 @@ import pytest
 from zeos_forecast.pipeline import launch
 from zeos_forecast.storage import LANDING_SALES, SUCCESS_MARKER
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)
 NEXT_WEEK = WEEK + dt.timedelta(weeks=1)
 SKUS, WEEKS, HISTORY_WEEKS = 40, 20, 16

@@ -30,6 +30,8 @@ import pytest
 from zeos_forecast.pipeline import launch
 from zeos_forecast.storage import STALE_TEMPORARY_SECONDS, Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)
 SKUS, WEEKS, HISTORY_WEEKS = 60, 30, 26
 WRITER = Path(__file__).with_name("partition_writer.py")

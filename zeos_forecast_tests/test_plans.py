@@ -11,6 +11,8 @@ from zeos_forecast.core.contract import LandingDataError, validate_plan_drop
 from zeos_forecast.core.features import build_demand_features, dynamic_columns
 from zeos_forecast.core.model import future_inputs
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 PLAN_WEEK = (ORIGIN + dt.timedelta(weeks=2)).isoformat()
 
 

@@ -36,6 +36,8 @@ from zeos_forecast.pipeline.retries import STEP_RETRY_POLICY
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)
 SKUS, HISTORY_WEEKS = 30, 8
 HISTORY = [WEEK - dt.timedelta(weeks=i) for i in reversed(range(HISTORY_WEEKS))]

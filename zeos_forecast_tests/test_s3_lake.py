@@ -44,6 +44,8 @@ from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import LANDING_ARTICLES, LANDING_MERCHANTS, SUCCESS_MARKER, Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)  # the forecast origin of the graph run
 SKUS, HISTORY_WEEKS = 150, 60
 WINDOW = [WEEK - dt.timedelta(weeks=i) for i in reversed(range(HISTORY_WEEKS))]

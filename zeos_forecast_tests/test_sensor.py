@@ -20,6 +20,8 @@ from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.pipeline.sensors import SensorState, landing_sensor
 from zeos_forecast.storage import Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 LAST = dt.date(2026, 11, 9)
 WEEKS = 30
 ASSETS = [sales_history, demand_features, demand_forecast, published_forecast, forecast_accuracy]

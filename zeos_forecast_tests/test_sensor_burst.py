@@ -23,6 +23,8 @@ from zeos_forecast.pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
 from zeos_forecast.pipeline.sensors import SensorState, landing_sensor
 from zeos_forecast.storage import LANDING_SALES, SUCCESS_MARKER
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 LAST = dt.date(2026, 11, 9)
 BURST, BEFORE = 20, 30
 SKUS = 50

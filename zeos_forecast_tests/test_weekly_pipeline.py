@@ -23,6 +23,8 @@ from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 WEEK = dt.date(2025, 6, 2)  # the origin week W under test
 LATER_WEEKS = 6  # drops after W in the generated landing zone
 LAST_WEEK = WEEK + dt.timedelta(weeks=LATER_WEEKS)
