@@ -179,7 +179,10 @@ def test_the_thread_executor_starts_one_task_per_thread_ahead_of_its_reader():
 
     results = ThreadExecutor(2).map(task, (), range(20))
     first = next(results)
-    time.sleep(0.3)  # time for the pool to start whatever was submitted
+    deadline = time.monotonic() + 5
+    while len(started) < 3 and time.monotonic() < deadline:  # the pool starts what was submitted
+        time.sleep(0.01)
+    time.sleep(0.3)  # and would start a fourth by now, were one submitted
     started_while_reading_the_first = len(started)
     rest = list(results)
 
