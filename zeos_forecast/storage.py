@@ -284,6 +284,7 @@ class Lake:
         ranges: dict[str, tuple[object | None, object | None]] | None = None,
         categorical: Iterable[str] = (),
         dates_as_datetime: bool = False,
+        schema: pa.Schema | None = None,
     ) -> pd.DataFrame:
         """Rows of partitions `first..last` (inclusive), pruned by the partition filter.
 
@@ -293,28 +294,15 @@ class Lake:
         the scan skips whole row groups by their statistics (a SKU shard of the history).
         `categorical` string columns come back as pandas categoricals (far less memory and time
         than Python strings for millions of repeated keys); `dates_as_datetime` returns dates as
-        `datetime64` instead of `datetime.date` objects.
+        `datetime64` instead of `datetime.date` objects. `schema`: the window's `window_schema`,
+        when the caller reads the same window many times (each file's footer is read otherwise).
         """
         if not self.partitions(dataset, key):
             return pd.DataFrame()
-        dataset_ = pads.dataset(
-            self.path(dataset),
-            filesystem=self.fs,
-            format="parquet",
-            partitioning=pads.partitioning(pa.schema([(key, pa.date32())]), flavor="hive"),
-        )
-        wanted = (pads.field(key) >= pa.scalar(first, pa.date32())) & (
-            pads.field(key) <= pa.scalar(last, pa.date32())
-        )
-        partition_filter = wanted
-        # pyarrow takes the schema of the first file; a column added to later drops must not vanish.
-        fragments = list(dataset_.get_fragments(filter=partition_filter))
-        if not fragments:
+        dataset_, wanted = self._window(dataset, key, first, last)
+        schema = schema or self.window_schema(dataset, key, first, last)
+        if schema is None:
             return pd.DataFrame()
-        schema = pa.unify_schemas(
-            [f.physical_schema for f in fragments] + [pa.schema([(key, pa.date32())])],
-            promote_options="permissive",
-        )
         for column, value in (equals or {}).items():
             wanted &= pads.field(column) == pa.scalar(value, schema.field(column).type)
         for column, (low, high) in (ranges or {}).items():
@@ -331,6 +319,39 @@ class Lake:
             index = table.schema.get_field_index(column)
             table = table.set_column(index, column, table[column].dictionary_encode())
         return table.to_pandas(date_as_object=not dates_as_datetime)
+
+    @_names_the_store
+    def window_schema(
+        self, dataset: str, key: str, first: dt.date, last: dt.date
+    ) -> pa.Schema | None:
+        """The columns of partitions `first..last` together (None: no partition there).
+
+        pyarrow takes the schema of the first file; a column added to later drops must not
+        vanish, so every file's footer is read.
+        """
+        dataset_, wanted = self._window(dataset, key, first, last)
+        fragments = list(dataset_.get_fragments(filter=wanted))
+        if not fragments:
+            return None
+        return pa.unify_schemas(
+            [f.physical_schema for f in fragments] + [pa.schema([(key, pa.date32())])],
+            promote_options="permissive",
+        )
+
+    def _window(
+        self, dataset: str, key: str, first: dt.date, last: dt.date
+    ) -> tuple[pads.Dataset, pads.Expression]:
+        """The dataset of a partitioned folder and the filter of partitions `first..last`."""
+        dataset_ = pads.dataset(
+            self.path(dataset),
+            filesystem=self.fs,
+            format="parquet",
+            partitioning=pads.partitioning(pa.schema([(key, pa.date32())]), flavor="hive"),
+        )
+        wanted = (pads.field(key) >= pa.scalar(first, pa.date32())) & (
+            pads.field(key) <= pa.scalar(last, pa.date32())
+        )
+        return dataset_, wanted
 
     def write_partition_batches(
         self,
@@ -367,6 +388,7 @@ class Lake:
                             filesystem=filesystem,
                             write_page_checksum=True,
                             use_dictionary=dictionary_columns(table.schema),
+                            write_statistics=statistics_columns(table.schema),
                         )
                     table = _conform(table, writer.schema)
                     writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -678,6 +700,24 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
         field.name
         for field in schema
         if pa.types.is_dictionary(field.type)
+        or pa.types.is_string(field.type)
+        or pa.types.is_large_string(field.type)
+    ]
+
+
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """Columns whose min/max a batch-written file keeps: those readers filter row groups by.
+
+    Integers, dates and plain-text keys (`sku`, `week`, `horizon`, a forecast's `article_id`);
+    not measures, flags or categorical columns. Measured on a 9M-row slice of the features at 1M
+    SKUs (`write_table`, best of 3): statistics of every column 2.12-2.25 s, of `sku` and `week`
+    only 1.54-1.65 s, of none 1.57 s.
+    """
+    return [
+        field.name
+        for field in schema
+        if pa.types.is_integer(field.type)
+        or pa.types.is_temporal(field.type)
         or pa.types.is_string(field.type)
         or pa.types.is_large_string(field.type)
     ]

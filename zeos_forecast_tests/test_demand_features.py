@@ -12,6 +12,8 @@ from zeos_forecast.core.feature_shards import _skus_without
 from zeos_forecast.core.features import (
     BASE_COLUMNS,
     SMOOTHING,
+    StaticTable,
+    _carry_over_gaps,
     build_demand_features,
     dynamic_columns,
     static_columns,
@@ -386,7 +388,7 @@ def test_a_generated_panel_gives_a_complete_frame_with_bounded_weights():
     known=st.sets(st.sampled_from(["A1", "A2", "A3", "B7", "C0", "Z9"])),
 )
 def test_skus_without_metadata_are_counted_alike_from_categories_and_from_strings(keys, known):
-    metadata = pd.DataFrame({"article_id": sorted(known)})
+    metadata = StaticTable.prepare(pd.DataFrame({"article_id": sorted(known)}), "article_id")
     expected = sum(key not in known for key in keys)
 
     as_text = _skus_without(pd.DataFrame({"article_id": keys}), metadata, "article_id")
@@ -395,3 +397,21 @@ def test_skus_without_metadata_are_counted_alike_from_categories_and_from_string
     )
 
     assert as_text == as_category == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    cells=st.lists(
+        st.lists(st.one_of(st.none(), st.floats(0, 100, width=32)), min_size=6, max_size=6),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_prices_carry_forward_over_gaps_and_back_before_the_first_value_like_pandas(cells):
+    values = np.array([[np.nan if v is None else v for v in row] for row in cells], dtype="float32")
+
+    carried = _carry_over_gaps(values)
+
+    expected = pd.DataFrame(values.T).ffill().bfill().to_numpy(dtype="float32").T
+    np.testing.assert_array_equal(carried, expected)
+    assert carried.dtype == np.float32

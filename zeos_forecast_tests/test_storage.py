@@ -108,6 +108,30 @@ def test_a_batch_written_partition_keeps_dictionary_pages_for_keys_and_not_for_n
     )
 
 
+def test_a_batch_written_partition_keeps_statistics_of_keys_and_weeks_but_not_of_measures(lake):
+    table = pa.table(
+        {
+            "sku": pa.array([0, 1, 2], pa.int32()),
+            "article_id": ["A1", "A2", "A3"],
+            "category": pa.array(["x", "y", "x"]).dictionary_encode(),
+            "week": pa.array([dt.date(2024, 1, 1)] * 3, pa.date32()),
+            "demand": [1.0, 2.0, 3.0],
+            "observed": [True, False, True],
+        }
+    )
+
+    path, _ = lake.write_partition_batches(DATASET, KEY, WEEK, [table])
+
+    with open(path, "rb") as handle:
+        group = pq.ParquetFile(handle).metadata.row_group(0)
+        with_statistics = {
+            group.column(i).path_in_schema
+            for i in range(group.num_columns)
+            if group.column(i).is_stats_set
+        }
+    assert with_statistics == {"sku", "article_id", "week"}
+
+
 def test_partitions_lists_every_written_value_in_order(lake):
     for i in (3, 0, 1):
         lake.write_partition(DATASET, KEY, week(i), rows(1))

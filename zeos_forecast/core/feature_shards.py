@@ -19,9 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .engine import FOOTER_KEY, WindowStats
-from .features import build_demand_features, static_columns
+from .features import StaticTable, build_demand_features, static_columns
 
-__all__ = ["FeatureShardJob", "WindowSummary", "build_feature_shard", "shift_sku"]
+__all__ = [
+    "FeatureShardJob",
+    "WindowSummary",
+    "build_feature_shard",
+    "feature_inputs",
+    "shift_sku",
+]
 
 ArticleRange = tuple[str | None, str | None]
 # History columns the features do not use (dropped as soon as they are read).
@@ -36,9 +42,11 @@ class FeatureShardJob:
 
     Attributes:
         read_history: `read_history(ranges)` returns the window's sales history rows with
-            `low <= article_id < high` for `ranges={"article_id": (low, high)}` (None: all).
+            `low <= article_id < high` for `ranges={"article_id": (low, high)}` (None: all), of
+            the `feature_inputs` columns.
         origin, history_weeks, active_weeks, censored_as_demand: As `build_demand_features`.
-        articles, merchants: Validated article and merchant metadata (or None).
+        articles, merchants: Validated article and merchant metadata, prepared once for every
+            shard (or None).
         whole_window: One shard holds the whole window (no range read, no empty columns kept).
         row_group_rows: Rows per table handed to the writer (None: one table per shard).
         on_workers: Tasks run on Dask workers, which send their tables back at once.
@@ -49,8 +57,8 @@ class FeatureShardJob:
     history_weeks: int
     active_weeks: int
     censored_as_demand: bool
-    articles: pd.DataFrame | None
-    merchants: pd.DataFrame | None
+    articles: StaticTable | None
+    merchants: StaticTable | None
     whole_window: bool
     row_group_rows: int | None
     on_workers: bool
@@ -65,7 +73,8 @@ def build_feature_shard(
     table beside the frame in memory); a worker sends them all back at once. None: no rows.
     """
     history = job.read_history(ranges=None if job.whole_window else {"article_id": bounds})
-    history = history.drop(columns=[c for c in NOT_FEATURE_INPUTS if c in history])
+    if not_used := [c for c in NOT_FEATURE_INPUTS if c in history]:
+        history = history.drop(columns=not_used)
     if history.empty:
         return None
     frame = build_demand_features(
@@ -82,6 +91,11 @@ def build_feature_shard(
     summary = WindowSummary.of(frame, job.articles, job.merchants)
     tables = sku_aligned_tables(frame, job.row_group_rows)
     return (list(tables) if job.on_workers else tables), summary
+
+
+def feature_inputs(columns: Iterable[str]) -> list[str]:
+    """The history columns the features use, of those given (read nothing else)."""
+    return [c for c in columns if c not in NOT_FEATURE_INPUTS]
 
 
 def shift_sku(table: pa.Table, offset: int) -> pa.Table:
@@ -111,7 +125,7 @@ class WindowSummary:
 
     @classmethod
     def of(
-        cls, frame: pd.DataFrame, articles: pd.DataFrame | None, merchants: pd.DataFrame | None
+        cls, frame: pd.DataFrame, articles: StaticTable | None, merchants: StaticTable | None
     ) -> WindowSummary:
         firsts = frame.drop_duplicates("sku")
         trained = frame["weight"].to_numpy() > 0
@@ -172,13 +186,14 @@ def sku_aligned_tables(frame: pd.DataFrame, rows: int | None) -> Iterator[pa.Tab
             yield pa.Table.from_pandas(frame.iloc[begin:end], preserve_index=False)
 
 
-def _skus_without(firsts: pd.DataFrame, metadata: pd.DataFrame | None, key: str) -> int:
+def _skus_without(firsts: pd.DataFrame, metadata: StaticTable | None, key: str) -> int:
     """SKUs whose `key` has no row in the metadata (the contract allows it: empty features)."""
     keys = firsts[key]
-    known = pd.Index([] if metadata is None else metadata[key].astype(str))
+    if metadata is None:
+        return len(keys)
     if isinstance(keys.dtype, pd.CategoricalDtype):
         # Look up each distinct key once (a shard has ~30k SKUs but far fewer articles).
-        found = keys.cat.categories.astype(str).isin(known)
+        found = metadata.known(keys.cat.categories.astype(str))
         codes = keys.cat.codes.to_numpy()
         return int((~found[codes[codes >= 0]]).sum() + (codes < 0).sum())
-    return int((~keys.astype(str).isin(known)).sum())
+    return int((~metadata.known(pd.Index(keys.astype(str)))).sum())

@@ -24,6 +24,7 @@ what mlforecast trains on. Rules, in the order they apply:
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from .contract import KEY_COLUMNS
 __all__ = [
     "BASE_COLUMNS",
     "SMOOTHING",
+    "StaticTable",
     "build_demand_features",
     "discount",
     "dynamic_columns",
@@ -66,8 +68,8 @@ def build_demand_features(
     origin: dt.date,
     history_weeks: int,
     active_weeks: int,
-    articles: pd.DataFrame | None = None,
-    merchants: pd.DataFrame | None = None,
+    articles: pd.DataFrame | StaticTable | None = None,
+    merchants: pd.DataFrame | StaticTable | None = None,
     censored_as_demand: bool = False,
     keep_empty_columns: bool = False,
 ) -> pd.DataFrame:
@@ -79,8 +81,9 @@ def build_demand_features(
         origin: The forecast origin: the Monday of the last observed week.
         history_weeks: Window length in weeks, ending at `origin`.
         active_weeks: SKUs with a row in the last `active_weeks` weeks are forecast.
-        articles: Article metadata keyed by `article_id` (optional).
-        merchants: Merchant metadata keyed by `merchant_id` (optional).
+        articles: Article metadata keyed by `article_id` (optional; a `StaticTable` prepared once
+            serves every shard of a window).
+        merchants: Merchant metadata keyed by `merchant_id` (optional, likewise).
         censored_as_demand: Take sales in stockout weeks as demand, with full weight, the way a
             model unaware of stock would. Only for comparison: it teaches the model that demand
             was low whenever the shelf was empty.
@@ -93,7 +96,9 @@ def build_demand_features(
     """
     origin_ts = pd.Timestamp(origin)
     first_ts = origin_ts - pd.Timedelta(weeks=history_weeks - 1)
-    week = pd.to_datetime(history["week"]) if len(history) else pd.Series([], dtype="M8[ns]")
+    week = history["week"] if len(history) else pd.Series([], dtype="M8[ns]")
+    if not pd.api.types.is_datetime64_dtype(week):
+        week = pd.to_datetime(week)  # (on datetime64 it would map every row through a cache)
     in_window = (week >= first_ts) & (week <= origin_ts)
     if not in_window.all():
         history, week = history.loc[in_window], week.loc[in_window]
@@ -107,16 +112,19 @@ def build_demand_features(
     weeks = pd.date_range(first_ts, periods=n_weeks, freq="7D")
 
     sku_keys, sku = _sku_codes(history)
-    t = ((week - first_ts).dt.days // 7).to_numpy()
+    t = (week.to_numpy() - first_ts.to_datetime64()) // np.timedelta64(7, "D")
     n_skus = len(sku_keys)
 
-    def panel(values: pd.Series) -> np.ndarray:
-        grid = np.full((n_skus, n_weeks), np.nan, dtype="float32")
-        grid[sku, t] = values.to_numpy(dtype="float32")
-        return grid
+    cell = sku * n_weeks + t  # each row's cell of the flattened SKU x week panel
 
-    has_row = np.zeros((n_skus, n_weeks), dtype=bool)
-    has_row[sku, t] = True
+    def panel(values: pd.Series) -> np.ndarray:
+        grid = np.full(n_skus * n_weeks, np.nan, dtype="float32")
+        grid[cell] = values.to_numpy(dtype="float32")
+        return grid.reshape(n_skus, n_weeks)
+
+    has_row = np.zeros(n_skus * n_weeks, dtype=bool)
+    has_row[cell] = True
+    has_row = has_row.reshape(n_skus, n_weeks)
     first_t = np.argmax(has_row, axis=1)
     last_t = n_weeks - 1 - np.argmax(has_row[:, ::-1], axis=1)
     active = last_t >= n_weeks - active_weeks
@@ -161,8 +169,17 @@ def build_demand_features(
         "active": active[rows],
     }
     columns.update((column, values[in_span]) for column, values in dynamic.items())
-    for column, values in _static_features(sku_keys, articles, merchants).items():
-        columns[column] = values.iloc[rows].reset_index(drop=True)
+    statics = (
+        StaticTable.prepare(articles, KEY_COLUMNS[0]),
+        StaticTable.prepare(merchants, KEY_COLUMNS[1]),
+    )
+    for level, static in enumerate(statics):
+        if static is not None:
+            aligned = static.table.reindex(sku_keys.get_level_values(level))
+            columns.update(
+                (f"{STATIC_PREFIX}{column}", _take(aligned[column], rows))
+                for column in aligned.columns
+            )
     return pd.DataFrame(columns, copy=False)  # no second copy beside the gathered columns
 
 
@@ -258,28 +275,55 @@ def _fill_unobserved(raw: np.ndarray, observed: np.ndarray, units: np.ndarray) -
 
 def _carry_over_gaps(values: np.ndarray) -> np.ndarray:
     """Forward-fills along weeks, then back-fills the weeks before the first value."""
-    frame = pd.DataFrame(values.T)
-    return frame.ffill().bfill().to_numpy(dtype="float32").T
+    present = ~np.isnan(values)
+    weeks = np.arange(values.shape[1])
+    latest = np.maximum.accumulate(np.where(present, weeks, 0), axis=1)  # last value so far
+    filled = np.take_along_axis(values, latest, axis=1)
+    first = np.argmax(present, axis=1)
+    before_first = weeks < first[:, None]
+    firsts = values[np.arange(len(values)), first][:, None]
+    return np.where(before_first, firsts, filled).astype("float32", copy=False)
 
 
-def _static_features(
-    sku_keys: pd.MultiIndex, articles: pd.DataFrame | None, merchants: pd.DataFrame | None
-) -> dict[str, pd.Series]:
-    """Per-SKU metadata columns, named `static_<column>`, as categoricals (numbers stay numbers)."""
-    out: dict[str, pd.Series] = {}
-    for level, table in ((0, articles), (1, merchants)):
-        if table is None or table.empty:
-            continue
-        key = KEY_COLUMNS[level]
-        table = table.set_index(table[key].astype(str))  # keys are unique (validate_metadata)
-        aligned = table.reindex(sku_keys.get_level_values(level)).reset_index(drop=True)
-        for column in table.columns.drop(key):
-            values = aligned[column]
+@dataclass(frozen=True)
+class StaticTable:
+    """Article or merchant metadata, prepared once for every shard of a window.
+
+    Attributes:
+        key: `article_id` or `merchant_id`.
+        table: One row per key, indexed by the key as text; text columns are categoricals whose
+            categories are the whole table's values (sorted), so every shard of SKUs codes a value
+            the same way, as the model must see it; numbers stay numbers.
+    """
+
+    key: str
+    table: pd.DataFrame
+
+    @classmethod
+    def prepare(cls, metadata: pd.DataFrame | StaticTable | None, key: str) -> StaticTable | None:
+        """The prepared table (None: no metadata, or no rows in it)."""
+        if metadata is None or isinstance(metadata, StaticTable):
+            return metadata
+        if metadata.empty:
+            return None
+        # Keys are unique (validate_metadata).
+        table = metadata.set_index(pd.Index(metadata[key].astype(str), name=key))
+        table = table.drop(columns=key)
+        for column in table.columns:
+            values = table[column]
             if not pd.api.types.is_numeric_dtype(values):
-                # Categories from the whole metadata table, not from the SKUs at hand: every
-                # shard of SKUs codes a value the same way, as the model must see it.
-                categories = np.sort(table[column].dropna().astype(str).unique())
-                values = pd.Categorical(values.astype("string"), categories=categories)
-                values = pd.Series(values)
-            out[f"{STATIC_PREFIX}{column}"] = values
-    return out
+                categories = np.sort(values.dropna().astype(str).unique())
+                table[column] = pd.Categorical(values.astype("string"), categories=categories)
+        table.index.get_indexer(table.index[:1])  # the key lookup, built here, not per shard
+        return cls(key, table)
+
+    def known(self, keys: pd.Index) -> np.ndarray:
+        """Whether each key has a row."""
+        return self.table.index.get_indexer(keys) >= 0
+
+
+def _take(values: pd.Series, rows: np.ndarray) -> pd.Series | pd.Categorical:
+    """`values` at positions `rows`, without an index (a categorical stays one)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return pd.Categorical.from_codes(values.cat.codes.to_numpy()[rows], dtype=values.dtype)
+    return values.iloc[rows].reset_index(drop=True)

@@ -13,8 +13,14 @@ import pyarrow as pa
 
 from ..core.contract import KEY_COLUMNS, LandingDataError, validate_metadata
 from ..core.engine import shard_executor
-from ..core.feature_shards import FeatureShardJob, WindowSummary, build_feature_shard, shift_sku
-from ..core.features import dynamic_columns, static_columns
+from ..core.feature_shards import (
+    FeatureShardJob,
+    WindowSummary,
+    build_feature_shard,
+    feature_inputs,
+    shift_sku,
+)
+from ..core.features import StaticTable, dynamic_columns, static_columns
 from ..core.progress import Progress
 from ..core.settings import ForecastSettings
 from ..storage import LANDING_ARTICLES, LANDING_MERCHANTS, ROW_GROUP_ROWS, Lake
@@ -80,14 +86,17 @@ def demand_features(
         f"{history_rows:,} sales_history rows in {first} .. {origin}: engine {mode}, "
         f"{len(bounds)} shard(s) of articles."
     )
+    schema = store.window_schema(SALES_HISTORY, "week", first, origin)  # once, not per shard
     read_history = functools.partial(
         store.read_window,
         SALES_HISTORY,
         "week",
         first,
         origin,
+        columns=feature_inputs(schema.names),
         categorical=KEY_COLUMNS,
         dates_as_datetime=True,
+        schema=schema,
     )
     articles, merchants = _metadata(store)
     job = FeatureShardJob(
@@ -96,8 +105,8 @@ def demand_features(
         history_weeks=config.history_weeks,
         active_weeks=config.active_weeks,
         censored_as_demand=config.censored_as_demand,
-        articles=articles,
-        merchants=merchants,
+        articles=StaticTable.prepare(articles, "article_id"),
+        merchants=StaticTable.prepare(merchants, "merchant_id"),
         whole_window=len(bounds) == 1,
         row_group_rows=ROW_GROUP_ROWS if mode == "memory" else None,
         on_workers=mode == "dask",
