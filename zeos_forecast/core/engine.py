@@ -84,6 +84,7 @@ CALIBRATION_ROWS_SHARE = 0.25
 # Share of a sampled SKU's observed rows that the models train on (see `sampling_plan`).
 ROW_SHARE = 0.25
 TRAINING_COLUMNS = ("sku", "week", "demand", "weight")
+MLFORECAST_NAMES = {"sku": "unique_id", "week": "ds", "demand": "y"}
 # Shard tasks a Dask worker thread holds at once: one running, one queued behind it.
 IN_FLIGHT_PER_WORKER = 2
 # Resident memory of an idle local worker process with this package imported (~330 MB seen).
@@ -273,10 +274,14 @@ def _conform_categories(frame: pd.DataFrame, categories: dict[str, list[str]]) -
     return frame
 
 
-def _training_frame(batch: pd.DataFrame, dynamic: list[str], static: list[str]) -> pd.DataFrame:
-    return batch[[*TRAINING_COLUMNS, *dynamic, *static]].rename(
-        columns={"sku": "unique_id", "week": "ds", "demand": "y"}
-    )
+def _training_frame(
+    batch: pd.DataFrame, dynamic: list[str], static: list[str], rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """mlforecast's long frame of the batch (its `rows`, a mask; None: all): one copy."""
+    columns = [*TRAINING_COLUMNS, *dynamic, *static]
+    frame = batch[columns] if rows is None else batch.loc[rows, columns]
+    frame.columns = [MLFORECAST_NAMES.get(c, c) for c in columns]  # no second copy (`rename`)
+    return frame
 
 
 def _up_to(batch: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
@@ -370,7 +375,8 @@ def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups:
         }
     batch = source.read(groups, _scoring_columns(plan))
     batch = _conform_categories(_up_to(batch, plan.origin), plan.categories)
-    ids = np.sort(batch.loc[batch["active"], "sku"].unique())
+    active = batch["active"].to_numpy()
+    ids = np.sort(batch.loc[active, "sku"].unique())
     if len(ids) == 0:
         return None, {}, 0
     future = future_inputs(
@@ -383,7 +389,7 @@ def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups:
         plan.origin,
         plan.settings,
         plan.settings.horizon,
-        history=_training_frame(batch, plan.dynamic, plan.static),
+        history=_training_frame(batch, plan.dynamic, plan.static, rows=active),
     )
     table = _assemble(scores, batch, plan.origin, plan.settings, offsets)
     return table, future.planned_share, len(ids)

@@ -362,7 +362,8 @@ def score(
     """Raw scores of `ids` for `horizon` weeks: the point and every quantile along its path.
 
     `history` (mlforecast's long format) scores series other than those the forecaster was
-    fitted on, as a shard of SKUs is scored with models trained on a sample.
+    fitted on, as a shard of SKUs is scored with models trained on a sample; it holds the rows of
+    `ids` and no other series (mlforecast would pick the ids out of it series by series).
     """
     models = forecaster.models_
     along_path = _AlongPointPath(models, settings, ids)
@@ -371,7 +372,9 @@ def score(
         with warnings.catch_warnings():
             # Young SKUs have no long lags yet: NaN features are expected; LightGBM handles them.
             warnings.filterwarnings("ignore", message="Found null values")
-            predictions = forecaster.predict(horizon, X_df=future, ids=list(ids), new_df=history)
+            predictions = forecaster.predict(
+                horizon, X_df=future, ids=None if history is not None else list(ids), new_df=history
+            )
     finally:
         forecaster.models_ = models
     return predictions.merge(
