@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .core.engine import ENGINES
+from .core.compute import ENGINES
 from .core.settings import TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -50,6 +52,24 @@ def test_every_run_executes_its_steps_in_one_process_whoever_starts_it():
 
     assert weekly.executor_def.name == dg.in_process_executor.name
     assert materialize_from_the_ui.executor_def.name == dg.in_process_executor.name
+
+
+def test_the_code_location_loads_without_the_model_libraries():
+    # Every webserver, daemon and run process imports it; the forecast step loads them itself.
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, zeos_forecast.definitions; "
+            "print(' '.join(m for m in ('lightgbm', 'mlforecast', 'sklearn') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    assert loaded.stdout.strip() == ""
 
 
 def test_the_weekly_job_selects_the_whole_graph_on_the_weekly_partitions(graph):

@@ -23,7 +23,7 @@ from core_frames import panel_history
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zeos_forecast.core.engine import (
+from zeos_forecast.core.compute import (
     IN_FLIGHT_PER_WORKER,
     MEMORY_BYTES_PER_ROW,
     DaskExecutor,
@@ -31,9 +31,8 @@ from zeos_forecast.core.engine import (
     ShardedInput,
     ThreadExecutor,
     WindowStats,
-    sampling_plan,
-    train_and_score_sharded,
 )
+from zeos_forecast.core.engine import sampling_plan, train_and_score_sharded
 from zeos_forecast.core.features import build_demand_features
 from zeos_forecast.core.model import train_and_score
 from zeos_forecast.core.settings import ForecastSettings

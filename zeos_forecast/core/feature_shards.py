@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .engine import FOOTER_KEY, WindowStats
+from .compute import FOOTER_KEY, WindowStats
 from .features import StaticTable, build_demand_features, static_columns
 
 __all__ = [
@@ -161,7 +161,7 @@ class WindowSummary:
             self.head = other.head
 
     def footer(self) -> dict[str, str]:
-        """Totals the forecast step needs before it reads a row (`core.engine.WindowStats`)."""
+        """Totals the forecast step needs before it reads a row (`core.compute.WindowStats`)."""
         stats = WindowStats(
             observed_rows=self.observed,
             zero_share=self.zero / max(self.observed, 1),

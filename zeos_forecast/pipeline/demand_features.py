@@ -11,8 +11,8 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
+from ..core.compute import shard_executor
 from ..core.contract import KEY_COLUMNS, LandingDataError, validate_metadata
-from ..core.engine import shard_executor
 from ..core.feature_shards import (
     FeatureShardJob,
     WindowSummary,

@@ -8,15 +8,8 @@ import dagster as dg
 import pandas as pd
 import pyarrow as pa
 
+from ..core.compute import FOOTER_KEY, ShardedInput, WindowStats, shard_executor
 from ..core.contract import LandingDataError, validate_plan_drop
-from ..core.engine import (
-    FOOTER_KEY,
-    ShardedInput,
-    WindowStats,
-    shard_executor,
-    train_and_score_sharded,
-)
-from ..core.model import train_and_score
 from ..storage import Lake
 from .config import ForecastConfig
 from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
@@ -55,6 +48,11 @@ def demand_forecast(
     `demand_forecast/forecast_week=W/part-0.parquet` with
     `article_id, merchant_id, week, horizon, forecast, q10, q50, q90, run_id`.
     """
+    # The model libraries load with the step that uses them, not with the code location (which
+    # every webserver, daemon and run process imports): ~4 s of imports on 2 cores.
+    from ..core.engine import train_and_score_sharded
+    from ..core.model import train_and_score
+
     store = lake.open()
     origin = partition_week(context.partition_key)
     settings = config.settings()

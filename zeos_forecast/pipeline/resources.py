@@ -10,7 +10,7 @@ import pyarrow.fs as pafs
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from ..core.engine import ENGINES, EngineSettings
+from ..core.compute import ENGINES, EngineSettings
 from ..storage import Lake, s3_filesystem
 
 __all__ = ["ComputeResource", "LakeResource"]
