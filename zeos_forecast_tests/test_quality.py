@@ -380,3 +380,42 @@ def test_the_sanity_band_after_zero_demand_accepts_only_a_zero_forecast():
 
 def test_the_sanity_band_fails_an_empty_forecast():
     assert not quality.forecast_within_naive_band(forecast().head(0), features()).passed
+
+
+keys_of_a_week = st.lists(
+    st.tuples(st.sampled_from(["A1", "A2", "A10", "B"]), st.sampled_from(["M1", "M2", "1"])),
+    max_size=15,
+)
+
+
+def week_of(keys: list[tuple[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(keys, columns=["article_id", "merchant_id"], dtype=object)
+
+
+@settings(max_examples=100, deadline=None)
+@given(this_week=keys_of_a_week, last_week=keys_of_a_week.filter(bool))
+def test_sku_share_counts_keys_as_sets_and_samples_the_dropped_in_last_weeks_order(
+    this_week, last_week
+):
+    result = quality.sales_skus_retained(week_of(this_week), week_of(last_week), min_share=0.8)
+
+    now, before = set(this_week), list(dict.fromkeys(last_week))
+    dropped = [key for key in before if key not in now]
+    assert result.metadata["skus_previous_week"] == len(before)
+    assert result.metadata["skus_this_week"] == len(now)
+    assert result.metadata["skus_dropped"] == len(dropped)
+    assert result.metadata["skus_new"] == len(now - set(before))
+    assert result.metadata["share"] == round(1 - len(dropped) / len(before), 4)
+    assert list(result.sample.itertuples(index=False, name=None)) == dropped[: quality.SAMPLE_ROWS]
+
+
+@settings(max_examples=100, deadline=None)
+@given(keys=keys_of_a_week)
+def test_unique_skus_flags_exactly_the_rows_whose_key_repeats(keys):
+    result = quality.sales_unique_skus(week_of(keys))
+
+    repeated = [key for key in keys if keys.count(key) > 1]
+    assert result.passed is (not repeated)
+    assert result.metadata["duplicate_rows"] == len(repeated)
+    assert result.metadata["skus"] == len(set(keys))
+    assert len(result.sample) == min(len(repeated), quality.SAMPLE_ROWS)
