@@ -151,6 +151,14 @@ def test_history_checks_leave_no_week_planned_but_unevaluated_in_the_instance(pu
         assert {r.status.value for r in records} <= {"SUCCEEDED", "FAILED"}, name
 
 
+def test_history_checks_log_their_progress_over_the_weeks_of_the_run(published):
+    logs = published.instance.all_logs(published.history.run_id)
+    lines = [e.user_message for e in logs if e.user_message.startswith("checking weekly sales:")]
+    assert lines, "no progress line"
+    assert lines[-1].startswith(f"checking weekly sales: {len(HISTORY)}/{len(HISTORY)} weeks")
+    assert all("weeks/" in line and "ETA" in line for line in lines)
+
+
 def test_schema_keys_values_and_missing_weeks_pass_on_every_generated_week(published):
     found = evaluations(published.history)
     for name in ("schema_valid", "skus_unique", "values_valid", "weeks_complete"):

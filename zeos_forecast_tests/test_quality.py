@@ -4,6 +4,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -111,6 +112,23 @@ def test_schema_rejects_ids_that_are_not_text_and_extra_columns_that_are_not_num
     result = quality.sales_schema(week)
     assert not result.passed
     assert set(result.sample["column"]) == {"article_id", "colour"}
+
+
+def test_arrow_backed_keys_pass_the_schema_unless_a_key_is_missing():
+    week = sales_week()
+    week["article_id"] = week["article_id"].astype(pd.ArrowDtype(pa.string()))
+    assert quality.sales_schema(week).passed
+    week.loc[week.index[1], "article_id"] = None
+    result = quality.sales_schema(week)
+    assert not result.passed
+    assert list(result.sample["column"]) == ["article_id"]
+
+
+def test_a_missing_key_is_a_sku_of_its_own_not_a_duplicate_of_another():
+    week = week_of([("A1", "M1"), (None, "M1"), ("A2", None)], pd.ArrowDtype(pa.string()))
+    result = quality.sales_unique_skus(week)
+    assert result.passed
+    assert result.metadata["skus"] == 3
 
 
 def test_a_sku_listed_twice_fails_with_both_rows_as_sample():
@@ -388,16 +406,22 @@ keys_of_a_week = st.lists(
 )
 
 
-def week_of(keys: list[tuple[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(keys, columns=["article_id", "merchant_id"], dtype=object)
+# Keys as Python strings, or Arrow-backed as the history checks read them from the lake.
+key_dtypes = st.sampled_from([object, pd.ArrowDtype(pa.string())])
+
+
+def week_of(keys: list[tuple[str, str]], dtype: object = object) -> pd.DataFrame:
+    return pd.DataFrame(keys, columns=["article_id", "merchant_id"], dtype=dtype)
 
 
 @settings(max_examples=100, deadline=None)
-@given(this_week=keys_of_a_week, last_week=keys_of_a_week.filter(bool))
+@given(this_week=keys_of_a_week, last_week=keys_of_a_week.filter(bool), dtype=key_dtypes)
 def test_sku_share_counts_keys_as_sets_and_samples_the_dropped_in_last_weeks_order(
-    this_week, last_week
+    this_week, last_week, dtype
 ):
-    result = quality.sales_skus_retained(week_of(this_week), week_of(last_week), min_share=0.8)
+    result = quality.sales_skus_retained(
+        week_of(this_week, dtype), week_of(last_week, dtype), min_share=0.8
+    )
 
     now, before = set(this_week), list(dict.fromkeys(last_week))
     dropped = [key for key in before if key not in now]
@@ -410,9 +434,9 @@ def test_sku_share_counts_keys_as_sets_and_samples_the_dropped_in_last_weeks_ord
 
 
 @settings(max_examples=100, deadline=None)
-@given(keys=keys_of_a_week)
-def test_unique_skus_flags_exactly_the_rows_whose_key_repeats(keys):
-    result = quality.sales_unique_skus(week_of(keys))
+@given(keys=keys_of_a_week, dtype=key_dtypes)
+def test_unique_skus_flags_exactly_the_rows_whose_key_repeats(keys, dtype):
+    result = quality.sales_unique_skus(week_of(keys, dtype))
 
     repeated = [key for key in keys if keys.count(key) > 1]
     assert result.passed is (not repeated)

@@ -513,6 +513,8 @@ def forecast_within_naive_band(
 
 def _is_kind(values: pd.Series, kind: str) -> bool:
     if kind == "text":
+        if values.dtype != object and pd.api.types.is_string_dtype(values):
+            return not values.hasnans  # a string dtype holds text or missing cells only
         return pd.api.types.infer_dtype(values, skipna=False) in {"string", "empty"}
     if kind == "bool":
         return pd.api.types.is_bool_dtype(values)
@@ -530,15 +532,21 @@ def _sku_ids(*frames: pd.DataFrame) -> tuple[list[np.ndarray], int]:
 
     SKUs are their keys as text, numbered 0, 1, ... in the order they first appear in the frames
     taken in turn. Hash passes over the key columns only: on a week of a million SKUs a
-    MultiIndex of the keys (or numpy's `unique`) costs several times more.
+    MultiIndex of the keys (or numpy's `unique`) costs several times more. Columns of a string
+    dtype are hashed as they are (in Arrow when Arrow-backed); others as their text.
     """
-    columns = [
-        pd.concat([f[c].astype(str) for f in frames], ignore_index=True) for c in KEY_COLUMNS
-    ]
-    articles, _ = pd.factorize(columns[0])
-    merchants, distinct = pd.factorize(columns[1])
+    columns = [pd.concat([_as_text(f[c]) for f in frames], ignore_index=True) for c in KEY_COLUMNS]
+    # A missing key is a key of its own (the schema rule reports it), never code -1.
+    articles, _ = pd.factorize(columns[0], use_na_sentinel=False)
+    merchants, distinct = pd.factorize(columns[1], use_na_sentinel=False)
     ids, skus = pd.factorize(articles.astype("int64") * max(len(distinct), 1) + merchants)
     return np.split(ids, np.cumsum([len(f) for f in frames])[:-1]), len(skus)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    if values.dtype != object and pd.api.types.is_string_dtype(values):
+        return values
+    return values.astype(str)
 
 
 def _problem_rows(keys: pd.MultiIndex, problem: str) -> pd.DataFrame:

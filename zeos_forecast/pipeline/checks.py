@@ -15,6 +15,7 @@ from pydantic import Field
 
 from ..core import quality
 from ..core.contract import KEY_COLUMNS
+from ..core.progress import Progress
 from ..core.quality import QualityResult, Severity
 from ..core.settings import ForecastSettings
 from ..storage import Lake
@@ -127,6 +128,7 @@ def sales_history_checks(
     previous: pd.DataFrame | None = None
     for week in [weeks[0] - dt.timedelta(weeks=i) for i in range(config.drift_weeks, 0, -1)]:
         previous = _read_week(store, week, stored, units)
+    progress = Progress("checking weekly sales", len(weeks), "weeks", context.log.info)
     for week in weeks:
         frame = _read_week(store, week, stored, units)
         results = _sales_results(week, frame, previous, units, stored, config, selected)
@@ -142,6 +144,7 @@ def sales_history_checks(
                 partition=week.isoformat(),
             )
         previous = frame
+        progress.advance()
     for spec in context.check_specs:
         if spec.name in selected:
             yield dg.Output(None, output_name=spec.get_python_identifier())
@@ -153,7 +156,7 @@ def _read_week(
     """The week's partition (None if absent); notes its total units for later weeks' drift."""
     if week not in stored:
         return None
-    frame = store.read_partition(SALES_HISTORY, "week", week)
+    frame = store.read_partition(SALES_HISTORY, "week", week, arrow_strings=True)
     if "units_sold" in frame.columns:
         units[week] = float(frame["units_sold"].sum())
     return frame
