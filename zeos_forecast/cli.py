@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .core.compute import ENGINES
-from .core.settings import TARGET_TRANSFORMS, ForecastSettings
+from .core.settings import PREDICTORS, TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
 
 __all__ = ["main"]
@@ -253,6 +253,7 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
             "lags": args.lags,
             "rolling_windows": args.rolling_windows,
             "train_rows": args.train_rows,
+            "predictor": args.predictor,
         }.items()
         if v is not None
     }
@@ -527,6 +528,13 @@ def _model_options(command: argparse.ArgumentParser) -> None:
         "--train-rows",
         type=int,
         help=f"most training rows per model; more are sampled (default {DEFAULTS.train_rows:,})",
+    )
+    command.add_argument(
+        "--predictor",
+        choices=PREDICTORS,
+        help="compiled: score with the forests compiled to native code (the same numbers, "
+        "faster); lightgbm: LightGBM's own predict; auto: compiled when enough SKUs are scored "
+        f"to pay for the compiling (default {DEFAULTS.predictor})",
     )
     command.add_argument(
         "--engine",

@@ -61,7 +61,8 @@ def test_the_code_location_loads_without_the_model_libraries():
             sys.executable,
             "-c",
             "import sys, zeos_forecast.definitions; "
-            "print(' '.join(m for m in ('lightgbm', 'mlforecast', 'sklearn') if m in sys.modules))",
+            "print(' '.join(m for m in ('lightgbm', 'mlforecast', 'sklearn', 'llvmlite') "
+            "if m in sys.modules))",
         ],
         capture_output=True,
         text=True,

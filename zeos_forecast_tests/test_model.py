@@ -88,6 +88,7 @@ def active_keys(features: pd.DataFrame) -> set[tuple[str, str]]:
         ("active_weeks", 0),
         ("calibration_weeks", -1),
         ("target_transform", "log"),
+        ("predictor", "numba"),
     ],
 )
 def test_an_invalid_setting_raises_a_value_error_naming_the_field(field, value):

@@ -41,6 +41,7 @@ from .model import (
     _assemble,
     _calibration_offsets,
     _lgbm_params,
+    compile_for_scoring,
     fit_models,
     future_inputs,
     make_forecaster,
@@ -313,6 +314,10 @@ def train_and_score_sharded(
     train_rows = len(x)
     del x, y
     seconds["fit"] = time.perf_counter() - started
+    predictions = stats.active_skus * settings.horizon
+    compiling = compile_for_scoring(forecaster, predictions, settings, report)
+    if compiling is not None:
+        seconds["compile"] = compiling
 
     started = time.perf_counter()
     totals = {"rows": 0, "sum": 0.0, "skus": 0}

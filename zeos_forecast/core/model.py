@@ -24,6 +24,7 @@ from mlforecast.lag_transforms import ExpandingMean, RollingMean, RollingStd
 from mlforecast.target_transforms import GlobalSklearnTransformer
 from sklearn.preprocessing import FunctionTransformer
 
+from .compiled import COMPILE_MIN_PREDICTIONS, CompiledForest, compiled, model_digest
 from .contract import KEY_COLUMNS
 from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
@@ -192,6 +193,9 @@ def _fit_and_score(
     seconds = {"fit": time.perf_counter() - started}
     train_rows = len(x)
     del x, y
+    compiling = compile_for_scoring(forecaster, len(ids) * horizon, settings, trees.report)
+    if compiling is not None:
+        seconds["compile"] = compiling
 
     started = time.perf_counter()
     scores = score(forecaster, ids, future if dynamic else None, origin, settings, horizon)
@@ -303,6 +307,33 @@ def fit_models(
     forecaster.models_ = models
 
 
+def compile_for_scoring(
+    forecaster: MLForecast, predictions: int, settings: ForecastSettings, report: Report | None
+) -> float | None:
+    """Compiles the fitted forests when the scoring pass ahead pays for it.
+
+    `predictions`: what each model will predict (SKUs x horizon). `settings.predictor` decides:
+    `compiled` always, `lightgbm` never, `auto` from `COMPILE_MIN_PREDICTIONS` on. Returns the
+    seconds spent, or None when LightGBM's own predict scores.
+    """
+    wanted = settings.predictor == "compiled" or (
+        settings.predictor == "auto" and predictions >= COMPILE_MIN_PREDICTIONS
+    )
+    if not wanted:
+        return None
+    started = time.perf_counter()
+    for model in forecaster.models_.values():
+        model.compiled = True
+        model.compile()
+    seconds = time.perf_counter() - started
+    if report:
+        report(
+            f"compiled {len(forecaster.models_)} forests to native code in {seconds:.1f} s "
+            f"for {predictions:,} predictions each"
+        )
+    return seconds
+
+
 def as_matrix(frame: pd.DataFrame, categories: dict[str, pd.Index]) -> np.ndarray:
     """Model inputs as one float32 matrix; categoricals coded as in `categories` (else NaN)."""
     matrix = np.empty((len(frame), frame.shape[1]), dtype="float32")
@@ -326,28 +357,54 @@ class FittedBooster:
         columns: The input columns in training order.
         categories: Categories of each categorical input, as coded in training.
         threads: Threads of `predict` (None: those the booster was trained with).
+        compiled: Predict through the forest compiled to native code (`core/compiled.py`, the
+            same numbers) instead of LightGBM's own `predict`.
     """
 
-    def __init__(self, booster: lgb.Booster, columns: list[str], categories: dict[str, pd.Index]):
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        columns: list[str],
+        categories: dict[str, pd.Index],
+        compiled: bool = False,
+    ):
         self.booster_ = booster
         self.columns = columns
         self.categories = categories
+        self.compiled = compiled
         self.threads: int | None = None
+        self._text: tuple[str, str] | None = None  # the model's text and its digest, once
 
     def with_threads(self, threads: int) -> FittedBooster:
         """The same booster, predicting with `threads` threads."""
-        model = FittedBooster(self.booster_, self.columns, self.categories)
-        model.threads = threads
+        model = FittedBooster(self.booster_, self.columns, self.categories, self.compiled)
+        model.threads, model._text = threads, self._text
         return model
+
+    def compile(self) -> None:
+        """Compiles the forest in this process now rather than at the first `predict`."""
+        self._forest()
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return as_matrix(frame[self.columns], self.categories)
 
     def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         matrix = frame if isinstance(frame, np.ndarray) else self.matrix(frame)
+        if self.compiled:
+            trained = self.booster_.params.get("num_threads")
+            return self._forest().predict(matrix, self.threads or trained or os.cpu_count() or 1)
         if self.threads:
             return self.booster_.predict(matrix, num_threads=self.threads)
         return self.booster_.predict(matrix)
+
+    def _forest(self) -> CompiledForest:
+        if self._text is None:
+            text = self.booster_.model_to_string()
+            self._text = (text, model_digest(text))
+        return compiled(*self._text)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_text": None}  # machine code stays in its process
 
 
 def score(

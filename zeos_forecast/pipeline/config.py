@@ -64,6 +64,12 @@ class ForecastConfig(dg.Config):
     min_child_samples: int = Field(DEFAULTS.min_child_samples, description="Minimum rows per leaf.")
     seed: int = Field(DEFAULTS.seed, description="Random seed (same input + seed = same forecast).")
     threads: int = Field(DEFAULTS.threads, description="Threads; 0 uses every core.")
+    predictor: str = Field(
+        DEFAULTS.predictor,
+        description="`compiled`: score with the forests compiled to native code (the same "
+        "numbers, several times faster); `lightgbm`: LightGBM's own predict; `auto`: compiled "
+        "when enough SKUs are scored to pay for the compiling.",
+    )
 
     def settings(self) -> ForecastSettings:
         values = self.model_dump()
