@@ -359,3 +359,49 @@ def test_an_unreadable_landing_file_is_a_landing_error_naming_it(tmp_path, name,
 
     assert caught.value.file.endswith(name)
     assert (folder / name).read_bytes() == content
+
+
+# ---- windows opened once, read by key range ----
+
+KEYS = [f"A{i:03d}" for i in range(60)]
+bound = st.none() | st.sampled_from([*KEYS, "A", "B", "A0305"])
+
+
+def sorted_weeks(lake: Lake, weeks: int, group_rows: int) -> None:
+    """Weeks of rows sorted by article, written as row groups of `group_rows` rows."""
+    for i in range(weeks):
+        table = rows(len(KEYS)).set_column(0, "article_id", pa.array(KEYS))
+        groups = [table.slice(s, group_rows) for s in range(0, len(KEYS), group_rows)]
+        lake.write_partition_batches(DATASET, KEY, week(i), groups)
+
+
+@settings(max_examples=40, deadline=None)
+@given(low=bound, high=bound, group_rows=st.integers(1, 25))
+def test_a_window_opened_once_reads_a_key_range_as_a_full_read_would(low, high, group_rows):
+    with tempfile.TemporaryDirectory() as folder:
+        lake = Lake(folder)
+        sorted_weeks(lake, 3, group_rows)
+        window = lake.open_window(DATASET, KEY, week(0), week(2))
+        ranges = {"article_id": (low, high)}
+
+        got = lake.read_window(DATASET, KEY, week(0), week(2), ranges=ranges, window=window)
+
+        everything = lake.read_window(DATASET, KEY, week(0), week(2))
+        keep = everything["article_id"].map(
+            lambda a: (low is None or a >= low) and (high is None or a < high)
+        )
+        expected = everything.loc[keep]
+        by = ["week", "article_id"]
+        pd.testing.assert_frame_equal(
+            got.sort_values(by, ignore_index=True), expected.sort_values(by, ignore_index=True)
+        )
+
+
+def test_a_window_scans_only_the_row_groups_whose_keys_overlap_the_range(lake):
+    sorted_weeks(lake, 2, group_rows=10)  # 6 row groups a week: A000-A009, A010-A019, ...
+    window = lake.open_window(DATASET, KEY, week(0), week(1))
+
+    scan = window.dataset({"article_id": ("A015", "A025")})
+
+    chosen = sorted(group.id for f in scan.get_fragments() for group in f.row_groups)
+    assert chosen == [1, 1, 2, 2]  # A010-A019 and A020-A029 of each week

@@ -86,17 +86,17 @@ def demand_features(
         f"{history_rows:,} sales_history rows in {first} .. {origin}: engine {mode}, "
         f"{len(bounds)} shard(s) of articles."
     )
-    schema = store.window_schema(SALES_HISTORY, "week", first, origin)  # once, not per shard
+    window = store.open_window(SALES_HISTORY, "week", first, origin)  # once, not per shard
     read_history = functools.partial(
         store.read_window,
         SALES_HISTORY,
         "week",
         first,
         origin,
-        columns=feature_inputs(schema.names),
+        columns=feature_inputs(window.schema.names),
         categorical=KEY_COLUMNS,
         dates_as_datetime=True,
-        schema=schema,
+        window=window,
     )
     articles, merchants = _metadata(store)
     job = FeatureShardJob(
