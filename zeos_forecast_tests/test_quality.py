@@ -443,3 +443,38 @@ def test_unique_skus_flags_exactly_the_rows_whose_key_repeats(keys, dtype):
     assert result.metadata["duplicate_rows"] == len(repeated)
     assert result.metadata["skus"] == len(set(keys))
     assert len(result.sample) == min(len(repeated), quality.SAMPLE_ROWS)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["A1", "A2", "A3", "B"]), st.sampled_from([0, 1, 2, 3, 1.5])),
+        max_size=20,
+    ),
+    active=st.lists(st.sampled_from(["A1", "A2", "A3", "B", "C"]), max_size=6),
+    dtype=key_dtypes,
+)
+def test_coverage_counts_skus_as_sets_of_their_horizons(rows, active, dtype):
+    horizon = 2
+    table = pd.DataFrame(
+        {
+            "article_id": pd.Series([a for a, _ in rows], dtype=dtype),
+            "merchant_id": pd.Series(["M"] * len(rows), dtype=dtype),
+            "horizon": [h for _, h in rows],
+        }
+    )
+    window = week_of([(a, "M") for a in active] + [("Z", "M")]).assign(
+        active=[True] * len(active) + [False]
+    )
+
+    result = quality.forecast_covers_active_skus(table, window, horizon)
+
+    steps: dict[str, list] = {}
+    for article, step in rows:
+        steps.setdefault(article, []).append(step)
+    complete = {a for a, s in steps.items() if sorted(s) == list(range(1, horizon + 1))}
+    wanted = set(active)
+    assert result.metadata["missing_skus"] == len(wanted - set(steps))
+    assert result.metadata["extra_skus"] == len(set(steps) - wanted)
+    assert result.metadata["incomplete_skus"] == len((wanted & set(steps)) - complete)
+    assert result.passed is (wanted == complete == set(steps))

@@ -342,46 +342,61 @@ def forecast_covers_active_skus(
         features: That week's feature frame; `active` marks the SKUs that must be forecast.
         horizon: H, the number of weeks forecast.
     """
-    active = _keys(features.loc[features["active"].astype(bool)])
-    keys = [forecast[column].astype(str) for column in KEY_COLUMNS]
-    steps = pd.to_numeric(forecast["horizon"], errors="coerce")
-    per_sku = steps.groupby(keys).agg(["size", "nunique", "min", "max"])
-    complete = (
-        (per_sku["size"] == horizon)
-        & (per_sku["nunique"] == horizon)
-        & (per_sku["min"] == 1)
-        & (per_sku["max"] == horizon)
-    )
-    missing = active.difference(per_sku.index)
-    extra = per_sku.index.difference(active)
-    incomplete = per_sku.index[~complete].intersection(active)
+    # SKUs numbered by hashing their keys: the forecast of millions of SKUs x H weeks is never
+    # turned into Python strings, MultiIndexes or a multi-key groupby.
+    active_rows = features.loc[features["active"].astype(bool), list(KEY_COLUMNS)]
+    active_rows = active_rows.drop_duplicates(ignore_index=True)
+    (rows_sku, active_sku), skus = _sku_ids(forecast, active_rows)
+    steps = pd.to_numeric(forecast["horizon"], errors="coerce").to_numpy(dtype="float64")
+    valid = (steps >= 1) & (steps <= horizon) & (steps == np.floor(steps))
+    step = np.where(valid, steps, 0).astype("int64")
+    repeated = pd.Series(rows_sku * (horizon + 1) + step).duplicated(keep=False).to_numpy()
+    size = np.bincount(rows_sku, minlength=skus)
+    wrong = np.bincount(rows_sku[~valid | repeated], minlength=skus)
+    in_forecast = size > 0
+    is_active = np.bincount(active_sku, minlength=skus) > 0
+    missing = is_active & ~in_forecast
+    extra = in_forecast & ~is_active
+    incomplete = is_active & in_forecast & ((size != horizon) | (wrong > 0))
     problems = pd.concat(
         [
-            _problem_rows(missing, "active SKU without forecast rows"),
-            _problem_rows(incomplete, f"not exactly horizons 1..{horizon}"),
-            _problem_rows(extra, "forecast for a SKU that is not active"),
+            _problem_skus(active_rows, active_sku, missing, "active SKU without forecast rows"),
+            _problem_skus(forecast, rows_sku, incomplete, f"not exactly horizons 1..{horizon}"),
+            _problem_skus(forecast, rows_sku, extra, "forecast for a SKU that is not active"),
         ],
         ignore_index=True,
     )
+    count = {
+        name: int(flags.sum())
+        for name, flags in [
+            ("active", is_active),
+            ("forecast", in_forecast),
+            ("missing", missing),
+            ("incomplete", incomplete),
+            ("extra", extra),
+        ]
+    }
     passed = problems.empty
     return QualityResult(
         passed=passed,
         severity=Severity.ERROR,
         description=(
-            f"All {len(active):,} active SKUs have exactly {horizon} rows (horizons 1..{horizon})."
+            f"All {count['active']:,} active SKUs have exactly {horizon} rows "
+            f"(horizons 1..{horizon})."
             if passed
-            else f"{len(missing):,} active SKUs have no forecast, {len(incomplete):,} do not have "
-            f"exactly horizons 1..{horizon}, {len(extra):,} forecast SKUs are not active."
+            else f"{count['missing']:,} active SKUs have no forecast, {count['incomplete']:,} do "
+            f"not have exactly horizons 1..{horizon}, {count['extra']:,} forecast SKUs are not "
+            "active."
         ),
         metadata={
-            "active_skus": len(active),
-            "forecast_skus": len(per_sku),
+            "active_skus": count["active"],
+            "forecast_skus": count["forecast"],
             "horizon": horizon,
             "rows": len(forecast),
-            "expected_rows": len(active) * horizon,
-            "missing_skus": len(missing),
-            "incomplete_skus": len(incomplete),
-            "extra_skus": len(extra),
+            "expected_rows": count["active"] * horizon,
+            "missing_skus": count["missing"],
+            "incomplete_skus": count["incomplete"],
+            "extra_skus": count["extra"],
         },
         sample=problems.head(SAMPLE_ROWS),
     )
@@ -523,10 +538,6 @@ def _is_kind(values: pd.Series, kind: str) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
-def _keys(frame: pd.DataFrame) -> pd.MultiIndex:
-    return pd.MultiIndex.from_frame(frame[list(KEY_COLUMNS)].astype(str)).unique()
-
-
 def _sku_ids(*frames: pd.DataFrame) -> tuple[list[np.ndarray], int]:
     """Each row's SKU number, frame by frame, and how many distinct SKUs the frames hold.
 
@@ -549,8 +560,13 @@ def _as_text(values: pd.Series) -> pd.Series:
     return values.astype(str)
 
 
-def _problem_rows(keys: pd.MultiIndex, problem: str) -> pd.DataFrame:
-    return keys.to_frame(index=False, name=list(KEY_COLUMNS)).assign(problem=problem)
+def _problem_skus(
+    frame: pd.DataFrame, sku: np.ndarray, problem: np.ndarray, text: str
+) -> pd.DataFrame:
+    """Keys of the first `SAMPLE_ROWS` SKUs flagged in `problem` (by SKU number), sorted."""
+    flagged = np.flatnonzero(problem)[:SAMPLE_ROWS]
+    rows = frame.loc[np.isin(sku, flagged), list(KEY_COLUMNS)].astype(str).drop_duplicates()
+    return rows.sort_values(list(KEY_COLUMNS), ignore_index=True).assign(problem=text)
 
 
 def _ratio(value: float, level: float) -> float:
