@@ -324,18 +324,28 @@ class Lake:
 
     @_names_the_store
     def read_partition(
-        self, dataset: str, key: str, value: dt.date, arrow_strings: bool = False
+        self,
+        dataset: str,
+        key: str,
+        value: dt.date,
+        arrow_strings: bool = False,
+        dates_as_datetime: bool = False,
     ) -> pd.DataFrame:
         """One partition as pandas (the partition column is not stored in the file).
 
         `arrow_strings`: text columns stay Arrow-backed (`string[pyarrow]`) instead of one Python
         object per cell; converting, hashing and comparing millions of keys then runs in Arrow
-        (a week of 4.3M SKUs: 0.3 s to pandas instead of 2.1 s).
+        (a week of 4.3M SKUs: 0.3 s to pandas instead of 2.1 s). `dates_as_datetime`: dates as
+        `datetime64` instead of a `datetime.date` object per cell.
         """
         table = self.read_partition_table(dataset, key, value)
-        if arrow_strings:
-            return table.to_pandas(types_mapper=_ARROW_STRINGS.get)
-        return table.to_pandas()
+        # The table is this call's own: each column's Arrow memory is released once converted.
+        return table.to_pandas(
+            types_mapper=_ARROW_STRINGS.get if arrow_strings else None,
+            date_as_object=not dates_as_datetime,
+            split_blocks=True,
+            self_destruct=True,
+        )
 
     @_names_the_store
     def read_partition_table(self, dataset: str, key: str, value: dt.date) -> pa.Table:

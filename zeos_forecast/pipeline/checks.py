@@ -217,7 +217,9 @@ def demand_forecast_checks(
     """Checks the forecast of the run's origin week against that week's features (blocking)."""
     store = lake.open()
     origin = partition_week(context.partition_key)
-    forecast = store.read_partition(DEMAND_FORECAST, ORIGIN_KEY, origin, arrow_strings=True)
+    forecast = store.read_partition(
+        DEMAND_FORECAST, ORIGIN_KEY, origin, arrow_strings=True, dates_as_datetime=True
+    )
     # Only what the rules read: active SKUs run to the origin week, and the naive level needs
     # the latest weeks; the whole window (millions of SKUs x 156 weeks) never comes in.
     since = pd.Timestamp(origin) - pd.Timedelta(weeks=config.naive_weeks - 1)
