@@ -404,7 +404,9 @@ class FittedBooster:
         return compiled(*self._text)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_text": None}  # machine code stays in its process
+        # The model text is derived again where it is needed; the machine code compiled from it
+        # lives in each process's own cache (`core/compiled.py`), never in a pickle.
+        return {**self.__dict__, "_text": None}
 
 
 def score(
