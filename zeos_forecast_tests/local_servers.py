@@ -2,8 +2,9 @@
 
 import socket
 import subprocess
+from pathlib import Path
 
-__all__ = ["free_port", "stop"]
+__all__ = ["free_port", "stop", "tail"]
 
 
 def free_port() -> int:
@@ -22,3 +23,11 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+def tail(log: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a server's log, to put in a failure message."""
+    if not log.exists():
+        return f"({log} was not written)"
+    text = log.read_text(errors="replace").splitlines()[-lines:]
+    return f"--- last {len(text)} lines of {log} ---\n" + "\n".join(text)

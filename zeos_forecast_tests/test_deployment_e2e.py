@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import make_landing
-from local_servers import free_port, stop
+from local_servers import free_port, stop, tail
 
 from zeos_forecast.pipeline.checks import FORECAST_CHECKS
 from zeos_forecast.storage import Lake
@@ -24,10 +24,11 @@ pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+WORKSPACE_FILE = "workspace.yaml"
 LAST = dt.date(2026, 11, 9)
 BACKLOG_LAST = LAST - dt.timedelta(weeks=1)
 SENSOR_INTERVAL_SECONDS = 3
-STARTUP_TIMEOUT_SECONDS = 120
+STARTUP_TIMEOUT_SECONDS = 300
 RUN_TIMEOUT_SECONDS = 300
 QUIET_TICKS = 4
 SENSOR = {
@@ -143,22 +144,28 @@ def deployment(tmp_path_factory):
         "ZEOS_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_SECONDS),
     }
     port = free_port()
-    logs = (root / "webserver.log").open("w"), (root / "daemon.log").open("w")
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1",
-             "-p", str(port)],
-            cwd=PROJECT, env=env, stdout=logs[0], stderr=subprocess.STDOUT,
-        ),
-        subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=PROJECT, env=env, stdout=logs[1], stderr=subprocess.STDOUT,
-        ),
-    ]  # fmt: skip
+    log_paths = root / "webserver.log", root / "daemon.log"
+    logs = log_paths[0].open("w"), log_paths[1].open("w")
+    commands = [
+        [str(BIN / "dagster-webserver"), "-w", WORKSPACE_FILE, "-h", "127.0.0.1", "-p", str(port)],
+        [str(BIN / "dagster-daemon"), "run", "-w", WORKSPACE_FILE],
+    ]
+    processes: list[subprocess.Popen] = []
     try:
         deployed = Deployment(port=port, lake=lake, held_back=held_back)
-        _wait_for("dagster-webserver answers", lambda: _answers(deployed, processes),
-                  STARTUP_TIMEOUT_SECONDS)  # fmt: skip
+        # As a deployment does it: the webserver creates the instance's storage and loads the
+        # code location before the daemon starts on the same SQLite files (started together,
+        # both would create the same tables at once: dagster-io/dagster#11408).
+        for command, log in zip(commands, logs, strict=True):
+            output = {"stdout": log, "stderr": subprocess.STDOUT}
+            processes.append(subprocess.Popen(command, cwd=PROJECT, env=env, **output))
+            try:
+                _wait_for("dagster-webserver answers", lambda: _answers(deployed, processes),
+                          STARTUP_TIMEOUT_SECONDS)  # fmt: skip
+            except (TimeoutError, AssertionError) as error:
+                for each in logs:
+                    each.flush()
+                raise type(error)("\n".join([str(error), *map(tail, log_paths)])) from error
         yield deployed
     finally:
         for process in processes:
@@ -168,7 +175,7 @@ def deployment(tmp_path_factory):
 
 
 WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries {
-    loadStatus locationOrLoadError { __typename } } } } }"""
+    loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 
 def _answers(deployment: Deployment, processes: list[subprocess.Popen]) -> bool:
@@ -179,12 +186,12 @@ def _answers(deployment: Deployment, processes: list[subprocess.Popen]) -> bool:
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
     # The webserver answers before it has loaded the code location: wait for that too.
-    entries = workspace.get("locationEntries", [])
-    return any(
-        e["loadStatus"] == "LOADED"
-        and (e["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
-        for e in entries
-    )
+    kinds = [
+        (e["loadStatus"], (e["locationOrLoadError"] or {}).get("__typename"))
+        for e in workspace.get("locationEntries", [])
+    ]
+    assert ("LOADED", "PythonError") not in kinds, f"the code location did not load: {workspace}"
+    return ("LOADED", "RepositoryLocation") in kinds
 
 
 def test_a_dropped_week_is_validated_forecast_and_deduplicated_without_anyone_clicking(
