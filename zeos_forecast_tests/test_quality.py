@@ -406,8 +406,11 @@ keys_of_a_week = st.lists(
 )
 
 
-# Keys as Python strings, or Arrow-backed as the history checks read them from the lake.
-key_dtypes = st.sampled_from([object, pd.ArrowDtype(pa.string())])
+# Keys as Python strings, Arrow-backed as the checks read them from the lake, or categorical
+# as the features hold them: runs of equal keys are compared in Arrow or by their codes.
+key_dtypes = st.sampled_from(
+    [object, pd.ArrowDtype(pa.string()), pd.StringDtype("pyarrow"), "category"]
+)
 
 
 def week_of(keys: list[tuple[str, str]], dtype: object = object) -> pd.DataFrame:
@@ -463,7 +466,7 @@ def test_coverage_counts_skus_as_sets_of_their_horizons(rows, active, dtype):
             "horizon": [h for _, h in rows],
         }
     )
-    window = week_of([(a, "M") for a in active] + [("Z", "M")]).assign(
+    window = week_of([(a, "M") for a in active] + [("Z", "M")], dtype).assign(
         active=[True] * len(active) + [False]
     )
 

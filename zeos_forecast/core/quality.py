@@ -16,6 +16,8 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .contract import KEY_COLUMNS
 
@@ -345,19 +347,20 @@ def forecast_covers_active_skus(
     # SKUs numbered by hashing their keys: the forecast of millions of SKUs x H weeks is never
     # turned into Python strings, MultiIndexes or a multi-key groupby.
     active_rows = features.loc[features["active"].astype(bool), list(KEY_COLUMNS)]
-    active_rows = active_rows.drop_duplicates(ignore_index=True)
     (rows_sku, active_sku), skus = _sku_ids(forecast, active_rows)
     steps = pd.to_numeric(forecast["horizon"], errors="coerce").to_numpy(dtype="float64")
     valid = (steps >= 1) & (steps <= horizon) & (steps == np.floor(steps))
-    step = np.where(valid, steps, 0).astype("int64")
-    repeated = pd.Series(rows_sku * (horizon + 1) + step).duplicated(keep=False).to_numpy()
+    # Per SKU: its rows, its rows without a valid horizon, and how many of 1..H it holds.
     size = np.bincount(rows_sku, minlength=skus)
-    wrong = np.bincount(rows_sku[~valid | repeated], minlength=skus)
+    invalid = np.bincount(rows_sku[~valid], minlength=skus)
+    pairs = rows_sku[valid] * horizon + (steps[valid].astype("int64") - 1)
+    distinct = (np.bincount(pairs, minlength=skus * horizon).reshape(skus, horizon) > 0).sum(1)
     in_forecast = size > 0
     is_active = np.bincount(active_sku, minlength=skus) > 0
     missing = is_active & ~in_forecast
     extra = in_forecast & ~is_active
-    incomplete = is_active & in_forecast & ((size != horizon) | (wrong > 0))
+    complete = (size == horizon) & (invalid == 0) & (distinct == horizon)
+    incomplete = is_active & in_forecast & ~complete
     problems = pd.concat(
         [
             _problem_skus(active_rows, active_sku, missing, "active SKU without forecast rows"),
@@ -405,11 +408,21 @@ def forecast_covers_active_skus(
 def forecast_values_valid(forecast: pd.DataFrame) -> QualityResult:
     """No empty cell anywhere; the point forecast and every quantile are finite and >= 0."""
     values = ["forecast", *quantile_columns(forecast)]
-    numbers = forecast[values].apply(pd.to_numeric, errors="coerce").astype("float64")
-    empty = forecast.isna()
-    negative = numbers < 0
-    infinite = np.isinf(numbers)
-    bad = empty.any(axis=1) | negative.any(axis=1) | infinite.any(axis=1)
+    # Column by column in numpy: no float64 copy of the whole table, no frame of flags.
+    empty_cells = negative_cells = infinite_cells = 0
+    bad = np.zeros(len(forecast), dtype=bool)
+    for column in forecast.columns:
+        empty = forecast[column].isna().to_numpy()
+        bad |= empty
+        empty_cells += int(empty.sum())
+        if column in values:
+            numbers = pd.to_numeric(forecast[column], errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan
+            )
+            negative, infinite = numbers < 0, np.isinf(numbers)
+            bad |= negative | infinite
+            negative_cells += int(negative.sum())
+            infinite_cells += int(infinite.sum())
     count = int(bad.sum())
     return QualityResult(
         passed=count == 0,
@@ -422,9 +435,9 @@ def forecast_values_valid(forecast: pd.DataFrame) -> QualityResult:
         metadata={
             "rows": len(forecast),
             "bad_rows": count,
-            "empty_cells": int(empty.to_numpy().sum()),
-            "negative_values": int(negative.to_numpy().sum()),
-            "infinite_values": int(infinite.to_numpy().sum()),
+            "empty_cells": empty_cells,
+            "negative_values": negative_cells,
+            "infinite_values": infinite_cells,
             "value_columns": ", ".join(values),
         },
         sample=forecast.loc[bad].head(SAMPLE_ROWS),
@@ -543,15 +556,55 @@ def _sku_ids(*frames: pd.DataFrame) -> tuple[list[np.ndarray], int]:
 
     SKUs are their keys as text, numbered 0, 1, ... in the order they first appear in the frames
     taken in turn. Hash passes over the key columns only: on a week of a million SKUs a
-    MultiIndex of the keys (or numpy's `unique`) costs several times more. Columns of a string
-    dtype are hashed as they are (in Arrow when Arrow-backed); others as their text.
+    MultiIndex of the keys (or numpy's `unique`) costs several times more. Only the first row of
+    each run of equal keys is hashed (`_run_starts`): a forecast holds its H rows per SKU one
+    after the other, so each SKU is hashed once, not H times. Columns of a string dtype are
+    hashed as they are (in Arrow when Arrow-backed); others as their text.
     """
-    columns = [pd.concat([_as_text(f[c]) for f in frames], ignore_index=True) for c in KEY_COLUMNS]
+    starts = [_run_starts(f) for f in frames]
+    columns = [
+        pd.concat(
+            [_as_text(f[c].iloc[s]) for f, s in zip(frames, starts, strict=True)],
+            ignore_index=True,
+        )
+        for c in KEY_COLUMNS
+    ]
     # A missing key is a key of its own (the schema rule reports it), never code -1.
     articles, _ = pd.factorize(columns[0], use_na_sentinel=False)
     merchants, distinct = pd.factorize(columns[1], use_na_sentinel=False)
-    ids, skus = pd.factorize(articles.astype("int64") * max(len(distinct), 1) + merchants)
-    return np.split(ids, np.cumsum([len(f) for f in frames])[:-1]), len(skus)
+    run_ids, skus = pd.factorize(articles.astype("int64") * max(len(distinct), 1) + merchants)
+    bounds = np.cumsum([0, *map(len, starts)])
+    ids = [
+        np.repeat(run_ids[bounds[i] : bounds[i + 1]], np.diff(np.append(s, len(f))))
+        for i, (f, s) in enumerate(zip(frames, starts, strict=True))
+    ]
+    return ids, len(skus)
+
+
+def _run_starts(frame: pd.DataFrame) -> np.ndarray:
+    """Positions where a run of rows with the same keys begins (every row, where unknown).
+
+    Rows of a run share their keys for certain; two runs may still hold the same SKU (the
+    frame need not be sorted). Keys are compared where that is exact and cheap: codes of a
+    categorical, Arrow strings in Arrow. Other columns (Python objects, whose `==` is not the
+    equality of their text: 1 == 1.0) start a run at every row.
+    """
+    same = np.ones(max(len(frame) - 1, 0), dtype=bool)
+    for column in KEY_COLUMNS:
+        same &= _same_as_previous(frame[column])
+    return np.flatnonzero(np.concatenate([[True], ~same])) if len(frame) else np.arange(0)
+
+
+def _same_as_previous(values: pd.Series) -> np.ndarray:
+    """Per row after the first: whether it holds the row before's value (a missing one: no)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        return (codes[1:] == codes[:-1]) & (codes[1:] >= 0)
+    if getattr(values.dtype, "storage", None) in ("pyarrow", "pyarrow_numpy"):
+        array = pa.array(values.array)
+        equal = pc.equal(array[1:], array[:-1])
+        return pc.fill_null(equal, False).to_numpy(zero_copy_only=False)
+    return np.zeros(max(len(values) - 1, 0), dtype=bool)
 
 
 def _as_text(values: pd.Series) -> pd.Series:
