@@ -64,6 +64,22 @@ def test_a_pickled_model_leaves_its_machine_code_behind_and_compiles_again(input
     np.testing.assert_array_equal(copy.predict(inputs), expected)
 
 
+def test_forests_compiled_side_by_side_in_child_processes_score_as_lightgbm_does(inputs):
+    objectives = [{"objective": "huber"}, {"objective": "quantile", "alpha": 0.3}]
+    models = [fitted(inputs, objective, compile_it=True) for objective in objectives]
+
+    compiled.compile_all([model.text() for model in models], processes=2)
+
+    for model in models:
+        plain = FittedBooster(model.booster_, model.columns, {}, compiled=False)
+        np.testing.assert_allclose(model.predict(inputs), plain.predict(inputs), rtol=1e-9)
+
+
+def test_a_forest_that_fails_to_compile_in_a_child_process_says_so():
+    with pytest.raises(RuntimeError, match="Compiling forests in a child process failed: exit"):
+        compiled.compile_all(["not a LightGBM model", "nor this"], processes=2)
+
+
 def test_the_forecast_is_the_same_whichever_predictor_scores_it():
     panel = generate_panel(120, 70, ORIGIN, seed=11)
     history = panel_history(panel, range(70))

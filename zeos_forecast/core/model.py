@@ -24,7 +24,13 @@ from mlforecast.lag_transforms import ExpandingMean, RollingMean, RollingStd
 from mlforecast.target_transforms import GlobalSklearnTransformer
 from sklearn.preprocessing import FunctionTransformer
 
-from .compiled import COMPILE_MIN_PREDICTIONS, CompiledForest, compiled, model_digest
+from .compiled import (
+    COMPILE_MIN_PREDICTIONS,
+    CompiledForest,
+    compile_all,
+    compiled,
+    model_digest,
+)
 from .contract import KEY_COLUMNS
 from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
@@ -322,9 +328,12 @@ def compile_for_scoring(
     if not wanted:
         return None
     started = time.perf_counter()
-    for model in forecaster.models_.values():
+    models = list(forecaster.models_.values())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    compile_all([model.text() for model in models], processes=settings.threads or cores or 1)
+    for model in models:
         model.compiled = True
-        model.compile()
+        model.compile()  # loaded from this process's cache
     seconds = time.perf_counter() - started
     if report:
         report(
@@ -397,10 +406,16 @@ class FittedBooster:
             return self.booster_.predict(matrix, num_threads=self.threads)
         return self.booster_.predict(matrix)
 
-    def _forest(self) -> CompiledForest:
+    def text(self) -> str:
+        """The model as LightGBM writes it (`Booster.model_to_string`), derived once."""
         if self._text is None:
             text = self.booster_.model_to_string()
             self._text = (text, model_digest(text))
+        return self._text[0]
+
+    def _forest(self) -> CompiledForest:
+        self.text()
+        assert self._text is not None
         return compiled(*self._text)
 
     def __getstate__(self) -> dict[str, Any]:
