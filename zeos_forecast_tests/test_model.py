@@ -165,6 +165,12 @@ def test_the_forecast_table_has_the_documented_columns(table):
     assert table["article_id"].map(type).eq(str).all()
 
 
+def test_the_rows_come_in_the_order_of_their_keys_and_horizons(table):
+    ordered = table.sort_values([*KEYS, "horizon"], ignore_index=True)
+
+    pd.testing.assert_frame_equal(table, ordered)
+
+
 def test_the_forecast_table_has_no_missing_values(table):
     assert not table.isna().any().any(), table[table.isna().any(axis=1)].head()
 

@@ -634,19 +634,29 @@ def _assemble(
         shift = offsets.loc[steps, settings.quantile_columns].to_numpy(dtype="float64")
         values[:, 1:] = np.clip(np.expm1(np.log1p(values[:, 1:]) + shift), 0.0, None)
     values[:, 1:] = np.sort(values[:, 1:], axis=1)  # quantile models can cross; order them
+    # Keys as text once per SKU (not per row), SKUs ranked by their keys: the rows are then put
+    # in key and horizon order by integers, and take their text and dates by reference.
     keys = features.drop_duplicates("sku").set_index("sku")[["article_id", "merchant_id"]]
-    ids = keys.reindex(scores["unique_id"].to_numpy())
+    keys = keys.astype(str).sort_values(["article_id", "merchant_id"])
+    position = keys.index.get_indexer(scores["unique_id"].to_numpy())
+    if (position < 0).any():
+        raise ValueError("scores hold SKUs that the features do not")
+    order = np.lexsort((horizon, position))
+    weeks = np.array(
+        [(origin + pd.Timedelta(weeks=int(h))).date() for h in range(horizon.max(initial=0) + 1)]
+    )
+    row_sku, row_horizon = position[order], horizon[order]
     out = pd.DataFrame(
         {
-            "article_id": ids["article_id"].astype(str).to_numpy(),
-            "merchant_id": ids["merchant_id"].astype(str).to_numpy(),
-            "week": scores["ds"].dt.date.to_numpy(),
-            "horizon": horizon.astype("int16"),
+            "article_id": keys["article_id"].to_numpy()[row_sku],
+            "merchant_id": keys["merchant_id"].to_numpy()[row_sku],
+            "week": weeks[row_horizon],
+            "horizon": row_horizon.astype("int16"),
         }
     )
     for i, column in enumerate(columns):
-        out[column] = values[:, i].astype("float32")
-    return out.sort_values(["article_id", "merchant_id", "horizon"], ignore_index=True)
+        out[column] = values[order, i].astype("float32")
+    return out
 
 
 def _target_transforms(settings: ForecastSettings) -> list | None:
