@@ -68,9 +68,8 @@ def demand_forecast(
         result = train_and_score(features, origin, settings, report=context.log.info, plans=plans)
         del features
         started = time.perf_counter()
-        table = result.table.assign(run_id=context.run_id)
         path = store.write_partition(
-            DEMAND_FORECAST, ORIGIN_KEY, origin, pa.Table.from_pandas(table, preserve_index=False)
+            DEMAND_FORECAST, ORIGIN_KEY, origin, _with_run_id(result.table, context.run_id)
         )
         seconds = {"read": read_seconds, **result.seconds, "write": time.perf_counter() - started}
     else:
@@ -84,10 +83,7 @@ def demand_forecast(
         written: dict[str, str] = {}
 
         def sink(tables: Iterator[pd.DataFrame]) -> None:
-            batches = (
-                pa.Table.from_pandas(t.assign(run_id=context.run_id), preserve_index=False)
-                for t in tables
-            )
+            batches = (_with_run_id(t, context.run_id) for t in tables)
             written["path"], _ = store.write_partition_batches(
                 DEMAND_FORECAST, ORIGIN_KEY, origin, batches
             )
@@ -125,6 +121,12 @@ def demand_forecast(
             "preview": preview(result.table),
         }
     )
+
+
+def _with_run_id(frame: pd.DataFrame, run_id: str) -> pa.Table:
+    """The forecast rows as Arrow, with the run that wrote them (repeated in Arrow, not pandas)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.string()), len(table)))
 
 
 def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | None, list[dt.date]]:
