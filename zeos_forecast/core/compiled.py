@@ -102,9 +102,9 @@ def compile_all(texts: Sequence[str], processes: int) -> None:
             )
             for share in shares
         ]
-        errors = [_finished(child) for child in children]
-        if any(errors):
-            raise RuntimeError(f"Compiling forests in a child process failed: {max(errors)}")
+        errors = [error for error in map(_finished, children) if error]
+        if errors:
+            raise RuntimeError(f"Compiling forests in a child process failed: {errors[0]}")
         with _lock:
             for model_file, object_file, digest in jobs:
                 _keep(digest, CompiledForest(_load(model_file, object_file)))

@@ -44,7 +44,9 @@ def published_forecast(
     W is the newest published week, atomically replaces `published_forecast_latest/part-0.parquet`
     (same columns plus `forecast_week`). Publishes only a forecast whose blocking checks passed:
     in a run with the checks, a failed check skips this asset; in a run without them, the instance
-    must hold passed checks for the partition's latest forecast, or nothing is written.
+    must hold passed checks for the partition's latest forecast, or nothing is written. The two
+    files are written side by side, each atomically: when one write fails, the step fails (and
+    is retried) while the other file may already hold the new forecast.
     """
     store = lake.open()
     origin = partition_week(context.partition_key)
@@ -71,7 +73,7 @@ def published_forecast(
             store.write_partition, PUBLISHED_FORECAST, ORIGIN_KEY, origin, table
         )
         if origin == latest_week:
-            week_column = pa.array([origin] * table.num_rows, pa.date32())
+            week_column = pa.repeat(pa.scalar(origin, pa.date32()), table.num_rows)
             with_week = table.append_column(ORIGIN_KEY, week_column)
             latest = writers.submit(store.write_file, LATEST_FORECAST, with_week).result()
             latest_path = dg.MetadataValue.path(store.uri_of_path(latest))
