@@ -451,10 +451,12 @@ def test_unique_skus_flags_exactly_the_rows_whose_key_repeats(keys, dtype):
 @settings(max_examples=100, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.sampled_from(["A1", "A2", "A3", "B"]), st.sampled_from([0, 1, 2, 3, 1.5])),
+        st.tuples(
+            st.sampled_from(["A1", "A2", "A3", "B", None]), st.sampled_from([0, 1, 2, 3, 1.5])
+        ),
         max_size=20,
     ),
-    active=st.lists(st.sampled_from(["A1", "A2", "A3", "B", "C"]), max_size=6),
+    active=st.lists(st.sampled_from(["A1", "A2", "A3", "B", "C", None]), max_size=6),
     dtype=key_dtypes,
 )
 def test_coverage_counts_skus_as_sets_of_their_horizons(rows, active, dtype):

@@ -562,13 +562,11 @@ def _sku_ids(*frames: pd.DataFrame) -> tuple[list[np.ndarray], int]:
     hashed as they are (in Arrow when Arrow-backed); others as their text.
     """
     starts = [_run_starts(f) for f in frames]
-    columns = [
-        pd.concat(
-            [_as_text(f[c].iloc[s]) for f, s in zip(frames, starts, strict=True)],
-            ignore_index=True,
-        )
-        for c in KEY_COLUMNS
-    ]
+    columns = []
+    for column in KEY_COLUMNS:
+        parts = [_as_text(f[column].iloc[s]) for f, s in zip(frames, starts, strict=True)]
+        # Empty frames add no rows (pandas would stop ignoring their dtypes in `concat`).
+        columns.append(pd.concat([p for p in parts if len(p)] or parts, ignore_index=True))
     # A missing key is a key of its own (the schema rule reports it), never code -1.
     articles, _ = pd.factorize(columns[0], use_na_sentinel=False)
     merchants, distinct = pd.factorize(columns[1], use_na_sentinel=False)
