@@ -36,6 +36,7 @@ __all__ = [
     "WindowStats",
     "physical_memory_bytes",
     "shard_executor",
+    "usable_cores",
 ]
 # Footer key of the features file's `WindowStats`.
 FOOTER_KEY = "zeos.window_stats"
@@ -102,9 +103,8 @@ class EngineSettings:
         imports and one shard), unless `workers` says otherwise."""
         if self.workers:
             return self.workers
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         fits = self.budget_bytes // (WORKER_BASE_BYTES + MIN_SHARD_ROWS * SHARD_BYTES_PER_ROW)
-        return max(1, min(cores or 1, fits))
+        return max(1, min(usable_cores(), fits))
 
     def choose(self, rows: int) -> str:
         """The engine for a window of `rows` feature rows.
@@ -340,3 +340,9 @@ def shard_executor(
         yield ThreadExecutor(engine.local_workers)
     else:
         yield SerialExecutor()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one), at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1

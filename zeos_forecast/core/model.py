@@ -31,6 +31,7 @@ from .compiled import (
     compiled,
     model_digest,
 )
+from .compute import usable_cores
 from .contract import KEY_COLUMNS
 from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
@@ -329,8 +330,7 @@ def compile_for_scoring(
         return None
     started = time.perf_counter()
     models = list(forecaster.models_.values())
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    compile_all([model.text() for model in models], processes=settings.threads or cores or 1)
+    compile_all([model.text() for model in models], processes=settings.threads or usable_cores())
     for model in models:
         model.compiled = True
         model.compile()  # loaded from this process's cache
