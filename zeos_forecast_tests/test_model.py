@@ -15,7 +15,17 @@ from zeos_forecast.core.features import (
     dynamic_columns,
     regular_price_column,
 )
-from zeos_forecast.core.model import USUAL_WEEKS, future_inputs, train_and_score
+from zeos_forecast.core.model import (
+    QUANTILE_MIN_ROWS,
+    QUANTILE_ROWS_SHARE,
+    USUAL_WEEKS,
+    fit_models,
+    future_inputs,
+    make_forecaster,
+    quantile_sample,
+    train_and_score,
+)
+from zeos_forecast.core.progress import Progress
 from zeos_forecast.core.settings import ForecastSettings, quantile_column
 from zeos_forecast.datasets.synthetic import generate_panel
 
@@ -362,3 +372,51 @@ def test_the_result_says_which_target_auto_chose_for_the_window(result, features
     expected = "none" if result.zero_share >= 1 - 1 / 1.32 else "log1p"
     assert result.target_transform == expected
     assert result.point_objective == {"none": "tweedie", "log1p": "l2"}[expected]
+
+
+# ---- the quantile models' rows ----
+
+
+def test_quantile_models_draw_each_row_in_proportion_to_its_weight():
+    weights = np.array([1.0, 0.5, 0.25, 0.0], dtype="float32")
+    weight = np.repeat(weights, QUANTILE_MIN_ROWS)  # beyond the threshold: a share of the rows
+
+    chosen = quantile_sample(weight, seed=3).reshape(len(weights), -1)
+
+    drawn = chosen.mean(axis=1)
+    np.testing.assert_allclose(drawn, QUANTILE_ROWS_SHARE * weights, atol=0.004)
+    assert not chosen[-1].any()  # weight 0: never
+
+
+def test_a_small_window_draws_every_fully_weighted_row_for_the_quantile_models():
+    weight = np.r_[np.ones(1_000), np.zeros(1_000)].astype("float32")
+
+    chosen = quantile_sample(weight, seed=3)
+
+    assert chosen[:1_000].all() and not chosen[1_000:].any()
+
+
+def test_quantile_models_follow_the_weights_not_the_row_counts():
+    # 60 % of the rows sold 0 but weigh 0.25 (partly stocked weeks), 40 % sold 10 with weight 1:
+    # by weight, 27 % of the mass is at 0, so the weighted median is 10 (by rows it would be 0).
+    rows = 2_000
+    zeros = np.arange(rows) < 0.6 * rows
+    x = pd.DataFrame(
+        {
+            "weight": np.where(zeros, 0.25, 1.0).astype("float32"),
+            "lag1": np.zeros(rows, dtype="float32"),
+        }
+    )
+    y = np.where(zeros, 0.0, 10.0).astype("float32")
+    fitted = ForecastSettings(
+        n_estimators=5, threads=1, target_transform="none", point_objective="l2"
+    )
+    forecaster = make_forecaster(fitted)
+
+    fit_models(forecaster, x, y, Progress("fitting", 20, "trees", None), fitted)
+
+    inputs = x[["lag1"]].head(1)
+    median = forecaster.models_[quantile_column(0.5)].predict(inputs)
+    lowest = forecaster.models_[quantile_column(0.1)].predict(inputs)
+    assert median[0] == pytest.approx(10.0, abs=0.5)
+    assert lowest[0] == pytest.approx(0.0, abs=0.5)
