@@ -606,9 +606,14 @@ def _same_as_previous(values: pd.Series) -> np.ndarray:
 
 
 def _as_text(values: pd.Series) -> pd.Series:
+    """Keys as text; a missing key stays missing (one key of its own), whatever the dtype.
+
+    (`astype(str)` writes None as "None" in an object column and keeps it NaN, or makes it
+    "nan", in a categorical, depending on its categories.)
+    """
     if values.dtype != object and pd.api.types.is_string_dtype(values):
         return values
-    return values.astype(str)
+    return values.astype(str).where(values.notna())
 
 
 def _problem_skus(
