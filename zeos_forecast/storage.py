@@ -525,7 +525,7 @@ class Lake:
     def row_group_reader(
         self, dataset: str, key: str, value: dt.date
     ) -> Callable[..., pd.DataFrame]:
-        """A picklable `read(groups, columns, every)` of one partition's row groups (workers)."""
+        """A picklable `read(groups, columns, every, where)` of one partition's row groups."""
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
         return functools.partial(read_row_groups, self.fs, path)
 
@@ -769,21 +769,28 @@ def read_row_groups(
     groups: Iterable[int],
     columns: Iterable[str] | None = None,
     every: tuple[str, int] | None = None,
+    where: str | None = None,
 ) -> pd.DataFrame:
     """Row groups of one parquet file as one pandas frame (dates as datetime64).
 
-    `every=(column, k)` keeps the rows whose integer `column` is a multiple of k, filtered in
-    Arrow before any pandas object is made (a systematic sample of SKUs, say).
+    `every=(column, k)` keeps the rows whose integer `column` is a multiple of k; `where` keeps
+    the rows whose boolean column of that name is true. Both filter in Arrow before any pandas
+    object is made (a systematic sample of SKUs, or the SKUs to forecast, say).
     """
     with fs.open_input_file(path) as handle:
         parquet = pq.ParquetFile(handle)
         names = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
-        table = parquet.read_row_groups(list(groups), columns=names)
+        filtering = [c for c in (every[0] if every else None, where) if c]
+        extra = [c for c in filtering if names is not None and c not in names]
+        read = None if names is None else names + extra  # the filters' columns, then dropped
+        table = parquet.read_row_groups(list(groups), columns=read)
     if every is not None and every[1] > 1:
         column, k = every
         values = table[column].to_numpy()
         table = table.filter(pa.array(values % k == 0))
-    return table.to_pandas(date_as_object=False)
+    if where is not None:
+        table = table.filter(table[where])
+    return table.drop_columns(extra).to_pandas(date_as_object=False)
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:

@@ -132,6 +132,31 @@ def test_a_batch_written_partition_keeps_statistics_of_keys_and_weeks_but_not_of
     assert with_statistics == {"sku", "article_id", "week"}
 
 
+@pytest.mark.parametrize("columns", [None, ["sku", "demand"]])
+def test_a_row_group_read_keeps_only_the_rows_its_filters_name(lake, columns):
+    table = pa.table(
+        {
+            "sku": pa.array(range(12), pa.int32()),
+            "active": [True, False, True] * 4,
+            "demand": [float(i) for i in range(12)],
+        }
+    )
+    lake.write_partition_batches(DATASET, KEY, WEEK, [table.slice(0, 6), table.slice(6)])
+    read = lake.row_group_reader(DATASET, KEY, WEEK)
+
+    everything = read([0, 1], columns)
+    active = read([0, 1], columns, where="active")
+    sampled = read([1], columns, every=("sku", 4))
+    both = read([0, 1], columns, every=("sku", 2), where="active")
+
+    assert everything["sku"].tolist() == list(range(12))
+    assert active["sku"].tolist() == [0, 2, 3, 5, 6, 8, 9, 11]
+    assert sampled["sku"].tolist() == [8]
+    assert both["sku"].tolist() == [0, 2, 6, 8]
+    # A column read only to filter by is not returned.
+    assert list(active.columns) == (columns or ["sku", "active", "demand"])
+
+
 def test_partitions_lists_every_written_value_in_order(lake):
     for i in (3, 0, 1):
         lake.write_partition(DATASET, KEY, week(i), rows(1))

@@ -149,8 +149,9 @@ class ShardedInput:
     """The feature frame of one origin as SKU-aligned row groups of a parquet file.
 
     Attributes:
-        read: `read(groups, columns, every)` returns those row groups as one frame (columns
-            None: all; `every=("sku", k)`: only SKUs numbered by multiples of k). Picklable, so
+        read: `read(groups, columns, every, where)` returns those row groups as one frame
+            (columns None: all; `every=("sku", k)`: only SKUs numbered by multiples of k;
+            `where="active"`: only rows whose boolean column `active` is true). Picklable, so
             that Dask workers read their shards themselves.
         groups: Row-group count of the file.
         rows: Total rows (from the file's footer).

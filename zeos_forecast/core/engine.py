@@ -86,14 +86,22 @@ def _conform_categories(frame: pd.DataFrame, categories: dict[str, list[str]]) -
     return frame
 
 
-def _training_frame(
-    batch: pd.DataFrame, dynamic: list[str], static: list[str], rows: np.ndarray | None = None
-) -> pd.DataFrame:
-    """mlforecast's long frame of the batch (its `rows`, a mask; None: all): one copy."""
+def _training_frame(batch: pd.DataFrame, dynamic: list[str], static: list[str]) -> pd.DataFrame:
+    """mlforecast's long frame of the batch: one copy, which preprocessing may change freely."""
     columns = [*TRAINING_COLUMNS, *dynamic, *static]
-    frame = batch[columns] if rows is None else batch.loc[rows, columns]
+    frame = batch[columns]
     frame.columns = [MLFORECAST_NAMES.get(c, c) for c in columns]  # no second copy (`rename`)
     return frame
+
+
+def _scoring_history(batch: pd.DataFrame, dynamic: list[str], static: list[str]) -> pd.DataFrame:
+    """mlforecast's long frame of the batch for `predict(new_df=...)`, sharing the batch's arrays.
+
+    Predicting only reads it (its target transform works on a copy), so no copy is made: at 1M
+    SKUs copying the columns cost about a tenth of a scoring shard's time.
+    """
+    columns = [*TRAINING_COLUMNS, *dynamic, *static]
+    return pd.DataFrame({MLFORECAST_NAMES.get(c, c): batch[c] for c in columns}, copy=False)
 
 
 def _up_to(batch: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
@@ -185,10 +193,10 @@ def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups:
             name: model.with_threads(plan.task_threads)
             for name, model in forecaster.models_.items()
         }
-    batch = source.read(groups, _scoring_columns(plan))
+    # Only the SKUs to forecast: the others' rows are never read into pandas.
+    batch = source.read(groups, _scoring_columns(plan), where="active")
     batch = _conform_categories(_up_to(batch, plan.origin), plan.categories)
-    active = batch["active"].to_numpy()
-    ids = np.sort(batch.loc[active, "sku"].unique())
+    ids = np.sort(batch["sku"].unique())
     if len(ids) == 0:
         return None, {}, 0
     future = future_inputs(
@@ -201,7 +209,7 @@ def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups:
         plan.origin,
         plan.settings,
         plan.settings.horizon,
-        history=_training_frame(batch, plan.dynamic, plan.static, rows=active),
+        history=_scoring_history(batch, plan.dynamic, plan.static),
     )
     table = _assemble(scores, batch, plan.origin, plan.settings, offsets)
     return table, future.planned_share, len(ids)
