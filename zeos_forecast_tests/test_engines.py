@@ -7,6 +7,7 @@ already spans several shards, row groups and Dask tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import shutil
 import threading
@@ -126,6 +127,40 @@ def test_the_sharded_engine_gives_the_memory_forecast_when_it_trains_on_every_ro
     pd.testing.assert_frame_equal(
         table.sort_values(KEYS, ignore_index=True)[KEYS + VALUES],
         memory.sort_values(KEYS, ignore_index=True)[KEYS + VALUES],
+        rtol=1e-5,
+    )
+
+
+def test_both_engines_take_the_same_plans_for_the_calibration_weeks_and_the_horizon(
+    features, tmp_path
+):
+    # Half-price plans for every active SKU: over the horizon and over the calibration weeks.
+    skus = features.loc[features["active"], ["article_id", "merchant_id"]].drop_duplicates()
+    weeks = pd.date_range(ORIGIN - dt.timedelta(weeks=7), periods=12, freq="7D").date
+    plans = skus.merge(pd.DataFrame({"week": weeks}), how="cross").astype(
+        {"article_id": str, "merchant_id": str}
+    )
+    plans["price"] = 1.0
+    settings = dataclasses.replace(FAST, calibration_weeks=4)
+    memory = train_and_score(features, ORIGIN, settings, plans=plans)
+    source = sharded(features, tmp_path / "lake", groups=4)
+    written: list[pd.DataFrame] = []
+
+    result = train_and_score_sharded(
+        source,
+        ORIGIN,
+        settings,
+        written.extend,
+        EngineSettings(shard_rows_override=len(features) // 3),
+        plans=plans,
+    )
+
+    assert result.planned_share["price"] == memory.planned_share["price"] == 1.0
+    pd.testing.assert_frame_equal(result.calibration, memory.calibration, rtol=1e-5)
+    table = pd.concat(written, ignore_index=True)
+    pd.testing.assert_frame_equal(
+        table.sort_values(KEYS, ignore_index=True)[KEYS + VALUES],
+        memory.table.sort_values(KEYS, ignore_index=True)[KEYS + VALUES],
         rtol=1e-5,
     )
 
