@@ -794,11 +794,13 @@ def read_row_groups(
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:
-    """Columns worth dictionary pages in a batch-written file: keys and categories.
+    """Columns worth dictionary pages in a batch-written file: keys, categories and weeks.
 
     Measured on a 4.4M-row shard of the features at 1M SKUs: skipping the dictionary attempt on
     float columns (few repeat) wrote the shard in 1.04-1.15 s instead of 1.69-1.84 s and read it
-    back in 0.64-0.78 s instead of 1.13-1.17 s; the file grew from 15 to 24 MiB.
+    back in 0.64-0.78 s instead of 1.13-1.17 s; the file grew from 15 to 24 MiB. Weeks (a few
+    hundred values at most) code in a byte: on 4 row groups of those features (9M rows) the
+    write took 1.47-1.50 CPU-s instead of 1.81-1.85 and the file 44.0 MiB instead of 48.4.
     """
     return [
         field.name
@@ -806,6 +808,7 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
         if pa.types.is_dictionary(field.type)
         or pa.types.is_string(field.type)
         or pa.types.is_large_string(field.type)
+        or pa.types.is_temporal(field.type)
     ]
 
 

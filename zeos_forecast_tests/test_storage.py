@@ -87,19 +87,25 @@ def test_rewriting_a_partition_replaces_it_and_leaves_no_temporary_file(lake):
     assert len(lake.read_window(DATASET, KEY, WEEK, WEEK)) == 2
 
 
-def test_a_batch_written_partition_keeps_dictionary_pages_for_keys_and_not_for_numbers(lake):
+def test_a_batch_written_partition_keeps_dictionary_pages_for_keys_and_weeks_not_numbers(lake):
     keys = pa.array(["A1", "A2", "A1", "A2"]).dictionary_encode()
     table = pa.table(
-        {"article_id": keys, "merchant_id": ["M1"] * 4, "demand": [1.0, 2.0, 1.0, 3.0]}
+        {
+            "article_id": keys,
+            "merchant_id": ["M1"] * 4,
+            "week": pa.array([pd.Timestamp("2024-01-01"), pd.Timestamp("2024-01-08")] * 2),
+            "demand": [1.0, 2.0, 1.0, 3.0],
+        }
     )
 
     path, _ = lake.write_partition_batches(DATASET, KEY, WEEK, [table, table])
 
     with open(path, "rb") as handle:
         group = pq.ParquetFile(handle).metadata.row_group(0)
-        encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(3)}
+        encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(4)}
     assert "RLE_DICTIONARY" in encodings["article_id"]
     assert "RLE_DICTIONARY" in encodings["merchant_id"]
+    assert "RLE_DICTIONARY" in encodings["week"]
     assert "RLE_DICTIONARY" not in encodings["demand"]
     pd.testing.assert_frame_equal(
         lake.read_partition(DATASET, KEY, WEEK),
