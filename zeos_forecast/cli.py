@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .core.compute import ENGINES
+from .core.reference import REFERENCE_MODELS
 from .core.settings import PREDICTORS, TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
 
@@ -174,6 +175,7 @@ def _backtest(args: argparse.Namespace) -> int:
         window_config=window_config,
         horizons=args.horizons,
         compute_config=_compute_config(args),
+        reference=args.reference,
     )
     print(result.as_text())
     return 0
@@ -409,6 +411,13 @@ def _parser() -> argparse.ArgumentParser:
         "--censored-as-demand",
         action="store_true",
         help="take stockout-week sales as demand (to compare with stockout-aware training)",
+    )
+    backtest.add_argument(
+        "--reference",
+        action="append",
+        choices=REFERENCE_MODELS,
+        help="also run this published model on the same origins (tsperf_lightgbm: Microsoft "
+        "TSPerf's LightGBM recipe for Dominick's orange juice; 940 trees per origin)",
     )
     _model_options(backtest)
     backtest.set_defaults(command=_backtest)

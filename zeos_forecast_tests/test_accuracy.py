@@ -231,3 +231,39 @@ def test_nothing_to_score_summarizes_to_an_empty_table():
 
 def test_without_availability_in_the_history_no_sku_is_flagged(components):
     assert not components["recent_stockout"].any()
+
+
+def weekly_units(units: list[float], availability: list[float] | None = None) -> pd.DataFrame:
+    """SKU A at M sold `units[k]` in the week k + 1 weeks before WEEK."""
+    return pd.DataFrame(
+        {
+            "article_id": "A",
+            "merchant_id": "M",
+            "week": [weeks_before(k + 1) for k in range(len(units))],
+            "units_sold": units,
+            "availability": availability or [1.0] * len(units),
+        }
+    )
+
+
+TARGET = pd.DataFrame({"article_id": ["A"], "merchant_id": "M", "week": [WEEK]})
+
+
+def test_the_in_stock_moving_average_leaves_stockout_weeks_out():
+    units = [8.0, 0.0, 8.0, 8.0, 8.0, 8.0, 8.0, 8.0]
+    history = weekly_units(units, [1.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+
+    out = baseline_forecasts(history, weeks_before(1), TARGET).iloc[0]
+
+    assert out["moving_average_in_stock"] == 8.0
+    assert out["moving_average"] == 7.0
+
+
+def test_the_moving_average_quantiles_are_the_empirical_quantiles_of_its_weeks():
+    units = [float(k) for k in range(1, 14)]
+    history = weekly_units(units)
+
+    out = baseline_forecasts(history, weeks_before(1), TARGET, QUANTILES).iloc[0]
+
+    for column in QUANTILES:
+        assert out[f"moving_average_{column}"] == pd.Series(units).quantile(int(column[1:]) / 100)

@@ -148,7 +148,7 @@ def test_the_weekly_run_scores_the_forecast_made_a_week_earlier(
     assert set(components["model"]) == {OURS, *BASELINES}
 
 
-def test_the_backtest_command_prints_tables_per_horizon_for_ours_and_the_baselines(
+def test_the_backtest_command_prints_tables_per_horizon_for_ours_the_baselines_and_the_reference(
     landing, lake_copy, dagster_home
 ):
     root = lake_copy(landing)
@@ -160,9 +160,13 @@ def test_the_backtest_command_prints_tables_per_horizon_for_ours_and_the_baselin
                 "--lake",
                 str(root),
                 "--from",
-                LAST_ORIGIN.isoformat(),
+                FIRST_ORIGIN.isoformat(),
                 "--to",
                 LAST_ORIGIN.isoformat(),
+                "--every",
+                "2",
+                "--reference",
+                "tsperf_lightgbm",
                 "--horizon",
                 "2",
                 "--n-estimators",
@@ -177,9 +181,11 @@ def test_the_backtest_command_prints_tables_per_horizon_for_ours_and_the_baselin
     text = out.getvalue()
     assert code == 0
     assert "Point forecasts per horizon" in text
-    for model in (OURS, *BASELINES):
+    for model in (OURS, *BASELINES, "tsperf_lightgbm"):
         assert f"| {model}" in text
     assert "coverage_q10" in text and "interval_coverage" in text
+    assert "Across the 2 origins" in text and "ours_better_mape" in text
+    assert "pinball_q50" in text
 
 
 def test_a_backtest_whose_weeks_have_no_sales_yet_fails_with_a_clear_message(

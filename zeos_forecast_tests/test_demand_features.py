@@ -11,6 +11,7 @@ from zeos_forecast.core.demand import derive_demand
 from zeos_forecast.core.feature_shards import _skus_without
 from zeos_forecast.core.features import (
     BASE_COLUMNS,
+    MAX_KEY_CATEGORIES,
     SMOOTHING,
     StaticTable,
     _carry_over_gaps,
@@ -273,7 +274,13 @@ def test_article_and_merchant_metadata_become_static_categorical_columns():
 
     frame = features(rows, articles=articles, merchants=merchants)
 
-    assert static_columns(frame) == ["static_category", "static_pack_size", "static_store_format"]
+    assert static_columns(frame) == [
+        "static_category",
+        "static_pack_size",
+        "static_article_id",
+        "static_store_format",
+        "static_merchant_id",
+    ]
     assert isinstance(frame["static_category"].dtype, pd.CategoricalDtype)
     assert isinstance(frame["static_store_format"].dtype, pd.CategoricalDtype)
     assert pd.api.types.is_numeric_dtype(frame["static_pack_size"])
@@ -284,6 +291,20 @@ def test_article_and_merchant_metadata_become_static_categorical_columns():
     assert pd.isna(per_sku.loc["A9", "static_category"])  # an article without metadata
     assert per_sku.loc["A9", "static_store_format"] == "outlet"
     assert not {"static_category", "static_store_format"} & set(dynamic_columns(frame))
+
+
+def test_keys_are_categorical_inputs_only_while_the_metadata_lists_few_of_them():
+    few = pd.DataFrame({"article_id": ["A1", "A2"], "category": ["shoes", "bags"]})
+    many = pd.DataFrame(
+        {"article_id": [f"A{i}" for i in range(MAX_KEY_CATEGORIES + 1)], "category": "shoes"}
+    )
+
+    with_key = StaticTable.prepare(few, "article_id").table
+    without_key = StaticTable.prepare(many, "article_id").table
+
+    assert isinstance(with_key["article_id"].dtype, pd.CategoricalDtype)
+    assert list(with_key["article_id"].cat.categories) == ["A1", "A2"]
+    assert "article_id" not in without_key.columns
 
 
 def test_rows_after_the_origin_are_ignored():
@@ -374,7 +395,9 @@ def test_a_generated_panel_gives_a_complete_frame_with_bounded_weights():
         "static_category",
         "static_brand",
         "static_colour",
+        "static_article_id",
         "static_store_format",
+        "static_merchant_id",
     ]
     live_at_origin = panel.live[:, -1].sum()
     active = frame.loc[frame["active"]].drop_duplicates("sku")

@@ -25,7 +25,10 @@ Baselines, computed from the same sales history as of each origin (units sold, r
 - `naive`: the last week's units up to the origin.
 - `seasonal_naive`: the units of the week 52 weeks before the target, else `moving_average`.
 - `moving_average`: mean units of the 13 weeks up to the origin (weeks without a row are left
-  out), else `naive`.
+  out), else `naive`. Its quantiles are the empirical quantiles of those weeks' units (the
+  13-week window of a planner's spreadsheet), so our pinball loss has a baseline too.
+- `moving_average_in_stock`: mean units of the fully stocked weeks among the 8 up to the origin,
+  else `moving_average` (VN2's published baseline: stockout weeks understate demand).
 """
 
 from __future__ import annotations
@@ -46,13 +49,15 @@ __all__ = [
     "SEASON_WEEKS",
     "SUMMARY_METRICS",
     "baseline_forecasts",
+    "point_components",
     "score_week",
     "summarize",
 ]
 
 OURS = "zeos"
-BASELINES = ("naive", "seasonal_naive", "moving_average")
+BASELINES = ("naive", "seasonal_naive", "moving_average", "moving_average_in_stock")
 MOVING_AVERAGE_WEEKS = 13
+IN_STOCK_AVERAGE_WEEKS = 8
 SEASON_WEEKS = 52
 POINT = "forecast"
 # Stockouts this recent before the origin make a SKU's history censored: scored as a segment.
@@ -64,7 +69,10 @@ QUANTILE_METRIC_PREFIXES = ("coverage_", "below_", "calibration_error_", "interv
 
 
 def baseline_forecasts(
-    history: pd.DataFrame, origin: dt.date, targets: pd.DataFrame
+    history: pd.DataFrame,
+    origin: dt.date,
+    targets: pd.DataFrame,
+    quantile_columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """The baselines' forecasts for `targets` (keys and `week`), from `history` up to `origin`.
 
@@ -75,7 +83,8 @@ def baseline_forecasts(
         targets: The SKU-weeks to forecast.
 
     Returns:
-        `targets` with one column per baseline.
+        `targets` with one column per baseline and `moving_average_<q>` columns (`q10` ...):
+        the empirical quantiles of the moving average's weeks, for `quantile_columns`.
     """
     origin_ts = pd.Timestamp(origin)
     weeks = pd.to_datetime(history["week"])
@@ -85,11 +94,23 @@ def baseline_forecasts(
     recent = past.loc[past["week"] > origin_ts - pd.Timedelta(weeks=MOVING_AVERAGE_WEEKS)]
     mean = recent.groupby(keys, observed=True)["units_sold"].mean()
     seasonal = past.set_index([*keys, "week"])["units_sold"]
+    stocked = recent
+    if "availability" in recent.columns:
+        stocked = recent.loc[recent["availability"] >= 1.0]
+    stocked = stocked.loc[stocked["week"] > origin_ts - pd.Timedelta(weeks=IN_STOCK_AVERAGE_WEEKS)]
+    in_stock = stocked.groupby(keys, observed=True)["units_sold"].mean()
 
     index = pd.MultiIndex.from_frame(targets[keys])
     out = targets.copy()
     out["naive"] = last.reindex(index).to_numpy()
     out["moving_average"] = mean.reindex(index).fillna(last.reindex(index)).to_numpy()
+    out["moving_average_in_stock"] = in_stock.reindex(index).to_numpy()
+    out["moving_average_in_stock"] = out["moving_average_in_stock"].fillna(out["moving_average"])
+    units = recent.astype({"units_sold": "float64"}).groupby(keys, observed=True)["units_sold"]
+    for column in quantile_columns or []:
+        level = float(column[1:]) / 100
+        quantile = units.quantile(level).reindex(index).fillna(last.reindex(index)).to_numpy()
+        out[f"moving_average_{column}"] = quantile
     season_index = pd.MultiIndex.from_arrays(
         [
             targets[keys[0]],
@@ -132,10 +153,15 @@ def score_week(
     rows["recent_stockout"] = _recent_stockouts(history, rows)
     parts = [_components(rows.assign(model=OURS), quantile_columns)]
     for origin, group in rows.groupby("forecast_week", sort=True):
-        base = baseline_forecasts(history, origin, group[[*keys, "week"]])
+        base = baseline_forecasts(history, origin, group[[*keys, "week"]], quantile_columns)
         for name in BASELINES:
             point = group.assign(model=name, forecast=base[name].to_numpy())
-            parts.append(_components(point.drop(columns=quantile_columns), []))
+            if name == "moving_average":  # its empirical quantiles, ours' baseline
+                quantiles = {c: base[f"{name}_{c}"].to_numpy() for c in quantile_columns}
+                point = point.assign(**quantiles)
+                parts.append(_components(point, quantile_columns))
+            else:
+                parts.append(_components(point.drop(columns=quantile_columns), []))
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(GROUP, ignore_index=True)
 
@@ -156,6 +182,18 @@ def _recent_stockouts(history: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     flagged = joined.loc[recent, [*keys, "forecast_week"]].drop_duplicates().assign(flag=True)
     merged = rows[[*keys, "forecast_week"]].merge(flagged, how="left", on=[*keys, "forecast_week"])
     return merged["flag"].eq(True).to_numpy(dtype=bool)
+
+
+def point_components(rows: pd.DataFrame, model: str, history: pd.DataFrame) -> pd.DataFrame:
+    """Additive components of another model's point forecasts (a reference model's, say).
+
+    Args:
+        rows: Keys, `forecast_week`, `horizon`, `forecast` and `actual` (fully stocked weeks).
+        model: The model's name in the `model` column.
+        history: Sales rows up to the origins (for the recent-stockout segment).
+    """
+    rows = rows.assign(model=model, recent_stockout=_recent_stockouts(history, rows))
+    return _components(rows, [])
 
 
 def _components(rows: pd.DataFrame, quantile_columns: list[str]) -> pd.DataFrame:

@@ -18,7 +18,8 @@ what mlforecast trains on. Rules, in the order they apply:
 - `discount` = 1 - price / regular price, where the regular price is `list_price` or, when the
   drops have none, the SKU's highest price of the last 13 weeks (`reference_price`): promotions
   are temporary price cuts, and the cut relative to the usual price is what moves demand.
-- Article and merchant metadata become static categorical features.
+- Article and merchant metadata become static categorical features, and so do the article and
+  merchant keys themselves when the metadata lists at most `MAX_KEY_CATEGORIES` of them.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ REFERENCE_PRICE_WEEKS = 13
 REFERENCE_PRICE = "reference_price"
 # Weight of the newest observation in the smoothed level used to fill unobserved weeks.
 SMOOTHING = 0.3
+# A key (article or merchant) is itself a categorical input when its metadata lists at most this
+# many keys: a store or brand has an effect of its own that its attributes need not explain
+# (TSPerf's recipe takes store and brand as categories), while a category per article of a
+# catalogue of hundreds of thousands would only be memorised.
+MAX_KEY_CATEGORIES = 1_000
 # Columns of the feature frame that are not model inputs (identity, target and bookkeeping).
 BASE_COLUMNS = (
     "sku",
@@ -309,6 +315,8 @@ class StaticTable:
         # Keys are unique (validate_metadata).
         table = metadata.set_index(pd.Index(metadata[key].astype(str), name=key))
         table = table.drop(columns=key)
+        if len(table) <= MAX_KEY_CATEGORIES:
+            table[key] = table.index.to_numpy(dtype=object)
         for column in table.columns:
             values = table[column]
             if not pd.api.types.is_numeric_dtype(values):

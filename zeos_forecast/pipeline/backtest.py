@@ -14,15 +14,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
-from ..core.accuracy import OURS, QUANTILE_METRIC_PREFIXES, SUMMARY_METRICS, summarize
+from ..core.accuracy import (
+    OURS,
+    QUANTILE_METRIC_PREFIXES,
+    SUMMARY_METRICS,
+    point_components,
+    summarize,
+)
+from ..core.contract import KEY_COLUMNS
 from ..core.progress import Progress, Report
+from ..core.reference import REFERENCE_MODELS, TSPERF, tsperf_lightgbm
 from ..core.settings import ForecastSettings
+from ..storage import Lake
 from .demand_features import ORIGIN_KEY
+from .demand_forecast import horizon_plans
 from .deployment import open_lake
 from .forecast_accuracy import FORECAST_ACCURACY
 from .launch import RunFailed, forecast_week, materialize_accuracy, validate_history
+from .sales_history import SALES_HISTORY
 
 __all__ = ["BacktestResult", "backtest_origins", "run_backtest"]
 
@@ -37,6 +49,34 @@ class BacktestResult:
     overall: pd.DataFrame
     seconds_per_origin: list[float]
     by_recent_stockout: pd.DataFrame | None = None
+    by_origin: pd.DataFrame | None = None
+
+    def spread(self) -> pd.DataFrame:
+        """Per model (and horizon): mean, standard deviation, min and max across origins of each
+        origin's own metrics, and how often ours beat the model at that origin (MAE% + |bias%|
+        and MAPE)."""
+        frame = self.by_origin
+        if frame is None or frame.empty:
+            return pd.DataFrame()
+        rows = []
+        for (horizon, model), group in frame.groupby(["horizon", "model"], sort=True):
+            ours = frame.loc[(frame["model"] == OURS) & (frame["horizon"] == horizon)]
+            ours = ours.set_index(ORIGIN_KEY).reindex(group[ORIGIN_KEY])
+            row = {"horizon": horizon, "model": model, "origins": len(group)}
+            for metric in ("mape", "mae_pct_plus_abs_bias"):
+                values = group[metric].to_numpy(dtype="float64")
+                row |= {
+                    f"{metric}_mean": np.nanmean(values),
+                    f"{metric}_sd": np.nanstd(values, ddof=1) if len(values) > 1 else 0.0,
+                    f"{metric}_min": np.nanmin(values),
+                    f"{metric}_max": np.nanmax(values),
+                }
+                if model != OURS:
+                    row[f"ours_better_{metric}"] = float(
+                        np.mean(ours[metric].to_numpy(dtype="float64") < values)
+                    )
+            rows.append(row)
+        return pd.DataFrame(rows)
 
     def as_text(self) -> str:
         """Point metrics per horizon and overall for every model, then our quantiles."""
@@ -57,6 +97,7 @@ class BacktestResult:
                 "",
                 "All horizons:",
                 _markdown(self.overall, ["model", "rows", *SUMMARY_METRICS]),
+                *self._spread_lines(),
                 *self._stockout_lines(),
                 "",
                 "Our quantiles: coverage = P(actual <= quantile), below = P(actual < quantile), "
@@ -65,6 +106,19 @@ class BacktestResult:
                 _markdown(pd.concat([ours, ours_overall]), ["horizon", *quantile_metrics]),
             ]
         )
+
+    def _spread_lines(self) -> list[str]:
+        spread = self.spread()
+        if spread.empty:
+            return []
+        spread = spread.assign(horizon=spread["horizon"].astype(str))
+        columns = [c for c in spread.columns if c not in ("horizon", "model", "origins")]
+        return [
+            "",
+            f"Across the {len(self.origins)} origins (each origin's own metric; mean, sd, min, "
+            "max; ours_better = share of origins where ours is lower):",
+            _markdown(spread, ["horizon", "model", "origins", *columns]),
+        ]
 
     def _stockout_lines(self) -> list[str]:
         segments = self.by_recent_stockout
@@ -98,6 +152,7 @@ def run_backtest(
     horizons: list[int] | None = None,
     report: Report | None = print,
     compute_config: dict[str, Any] | None = None,
+    reference: list[str] | None = None,
 ) -> BacktestResult:
     """Forecasts each origin as of itself, scores every covered week, summarizes the accuracy.
 
@@ -110,6 +165,8 @@ def run_backtest(
         compute_config: Config of the `compute` resource (engine, memory budget).
         horizons: Horizons to summarize (default: all the forecasts have).
         report: Receives progress lines.
+        reference: Reference models to run beside ours on the same origins, horizons and
+            validated history (`REFERENCE_MODELS`: the published TSPerf LightGBM recipe).
 
     Raises:
         RunFailed: when a run fails, or when no covered week has sales to score against.
@@ -155,6 +212,16 @@ def run_backtest(
         & components["week"].isin(scored)
         & components["horizon"].isin(horizons or range(1, horizon + 1))
     ]
+    for name in reference or []:
+        if name not in REFERENCE_MODELS:
+            raise ValueError(f"Unknown reference model {name!r}; choose from {REFERENCE_MODELS}.")
+        wanted = set(horizons or range(1, horizon + 1))
+        parts = [components]
+        progress = Progress(f"reference {name}", len(origins), "origins", report)
+        for origin in origins:
+            parts.append(_reference_components(lake, origin, horizon, wanted, window_config))
+            progress.advance()
+        components = pd.concat(parts, ignore_index=True)
     if components.empty:
         raise RunFailed(
             f"Nothing to score for origins {first} .. {last} and horizons "
@@ -167,7 +234,39 @@ def run_backtest(
         overall=summarize(components, ["model"]),
         seconds_per_origin=seconds,
         by_recent_stockout=summarize(components, ["recent_stockout", "model"]),
+        by_origin=pd.concat(
+            [
+                summarize(components, [ORIGIN_KEY, "horizon", "model"]),
+                summarize(components, [ORIGIN_KEY, "model"]).assign(horizon="all"),
+            ],
+            ignore_index=True,
+        ).astype({"horizon": str}),
     )
+
+
+def _reference_components(
+    lake: Lake,
+    origin: dt.date,
+    horizon: int,
+    horizons: set[int],
+    window_config: dict[str, Any] | None,
+) -> pd.DataFrame:
+    """The TSPerf recipe's forecast of `origin`, from the same validated window as ours, scored
+    on the fully stocked weeks that follow."""
+    weeks = (window_config or {}).get("history_weeks", ForecastSettings().history_weeks)
+    first = origin - dt.timedelta(weeks=weeks - 1)
+    last = origin + dt.timedelta(weeks=horizon)
+    history = lake.read_window(SALES_HISTORY, "week", first, last, dates_as_datetime=True)
+    history = history.astype({k: str for k in KEY_COLUMNS})
+    plans, _ = horizon_plans(lake, origin, horizon)
+    past = history.loc[history["week"] <= pd.Timestamp(origin)]
+    forecast = tsperf_lightgbm(past, origin, horizon, plans)
+    actual = history.loc[history["availability"] >= 1.0, [*KEY_COLUMNS, "week", "units_sold"]]
+    rows = forecast.loc[forecast["horizon"].isin(horizons)].merge(
+        actual.rename(columns={"units_sold": "actual"}), on=[*KEY_COLUMNS, "week"]
+    )
+    rows[ORIGIN_KEY] = origin
+    return point_components(rows, TSPERF, past)
 
 
 def _markdown(frame: pd.DataFrame, columns: list[str]) -> str:

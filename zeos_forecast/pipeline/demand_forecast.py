@@ -18,7 +18,7 @@ from .partitions import partition_week, weekly_partitions
 from .resources import ComputeResource, LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
 
-__all__ = ["DEMAND_FORECAST", "demand_forecast"]
+__all__ = ["DEMAND_FORECAST", "demand_forecast", "horizon_plans"]
 
 DEMAND_FORECAST = "demand_forecast"
 
@@ -58,7 +58,7 @@ def demand_forecast(
     settings = config.settings()
     started = time.perf_counter()
     groups, rows = store.partition_layout(DEMAND_FEATURES, ORIGIN_KEY, origin)
-    plans, plan_weeks = _plans(store, origin, settings.horizon)
+    plans, plan_weeks = horizon_plans(store, origin, settings.horizon)
     engine = compute.settings().resolve(rows)
     mode = engine.engine
     context.log.info(f"Training on {rows:,} feature rows with engine {mode}.")
@@ -129,7 +129,9 @@ def _with_run_id(frame: pd.DataFrame, run_id: str) -> pa.Table:
     return table.append_column("run_id", pa.repeat(pa.scalar(run_id, pa.string()), len(table)))
 
 
-def _plans(store: Lake, origin: dt.date, horizon: int) -> tuple[pd.DataFrame | None, list[dt.date]]:
+def horizon_plans(
+    store: Lake, origin: dt.date, horizon: int
+) -> tuple[pd.DataFrame | None, list[dt.date]]:
     """The validated plans for the horizon's weeks that have one (None when there are none)."""
     horizon_weeks = {origin + dt.timedelta(weeks=h) for h in range(1, horizon + 1)}
     weeks = [week for week in store.plan_weeks() if week in horizon_weeks]
