@@ -248,9 +248,11 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
             "seed": args.seed,
             "threads": args.threads,
             "n_estimators": args.n_estimators,
+            "point_estimators": args.point_estimators,
             "point_objective": args.point_objective,
             "target_transform": args.target_transform,
             "calibration_weeks": args.calibration_weeks,
+            "calibrate_point": args.calibrate_point,
             "learning_rate": args.learning_rate,
             "lags": args.lags,
             "rolling_windows": args.rolling_windows,
@@ -506,7 +508,14 @@ def _model_options(command: argparse.ArgumentParser) -> None:
         "--quantiles", type=_floats, help="comma-separated levels (default 0.1,0.5,0.9)"
     )
     command.add_argument(
-        "--n-estimators", type=int, help=f"trees per model (default {DEFAULTS.n_estimators})"
+        "--n-estimators",
+        type=int,
+        help=f"trees per quantile model and mean point model (default {DEFAULTS.n_estimators})",
+    )
+    command.add_argument(
+        "--point-estimators",
+        type=int,
+        help="trees of the point model (default 0: --n-estimators, or 400 for a mape point)",
     )
     command.add_argument(
         "--point-objective", help=f"LightGBM objective (default {DEFAULTS.point_objective})"
@@ -521,6 +530,12 @@ def _model_options(command: argparse.ArgumentParser) -> None:
         type=int,
         help=f"weeks held back to calibrate the quantiles, 0 = off "
         f"(default {DEFAULTS.calibration_weeks})",
+    )
+    command.add_argument(
+        "--calibrate-point",
+        action=argparse.BooleanOptionalAction,
+        help="scale a mape point forecast by the factor that minimises its relative error on "
+        "the held-back weeks (default on)",
     )
     command.add_argument("--learning-rate", type=float, help=f"default {DEFAULTS.learning_rate}")
     command.add_argument(

@@ -9,6 +9,7 @@ from core_frames import ORIGIN, history_of, monday, panel_history, sales_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zeos_forecast.core.demand import derive_demand
 from zeos_forecast.core.features import (
     build_demand_features,
     discount,
@@ -16,17 +17,19 @@ from zeos_forecast.core.features import (
     regular_price_column,
 )
 from zeos_forecast.core.model import (
+    POINT_FACTOR_BOUNDS,
     QUANTILE_MIN_ROWS,
     QUANTILE_ROWS_SHARE,
     USUAL_WEEKS,
     fit_models,
     future_inputs,
     make_forecaster,
+    point_factor,
     quantile_sample,
     train_and_score,
 )
 from zeos_forecast.core.progress import Progress
-from zeos_forecast.core.settings import ForecastSettings, quantile_column
+from zeos_forecast.core.settings import RELATIVE_POINT_TREES, ForecastSettings, quantile_column
 from zeos_forecast.datasets.synthetic import generate_panel
 
 N_SKUS, N_WEEKS, WEEKS_AFTER_ORIGIN = 200, 84, 4
@@ -277,7 +280,12 @@ def test_quantiles_belong_to_their_own_sku_when_some_skus_are_discontinued():
             rows.append(sales_row(f"A{s:02d}", "M1", w, rng.poisson(level), price=5.0))
     frame = build_demand_features(history_of(rows), ORIGIN, 52, 13)
     quick = ForecastSettings(
-        n_estimators=20, horizon=2, lags=(1, 2), rolling_windows=(4,), threads=1
+        n_estimators=20,
+        horizon=2,
+        lags=(1, 2),
+        rolling_windows=(4,),
+        threads=1,
+        min_child_samples=20,  # 1,640 rows: leaves of the default 340 rows could not split
     )
 
     table = train_and_score(frame, ORIGIN, quick).table
@@ -345,33 +353,70 @@ def test_the_untransformed_mean_model_still_gives_ordered_non_negative_quantiles
 
 
 @pytest.mark.parametrize(
-    ("zero_share", "transform", "objective"),
+    ("zero_share", "objective", "point_trees"),
     [
-        (0.0, "log1p", "l2"),
-        (0.23, "log1p", "l2"),
-        (0.25, "none", "tweedie"),
-        (0.9, "none", "tweedie"),
+        (0.0, "mape", RELATIVE_POINT_TREES),
+        (0.23, "mape", RELATIVE_POINT_TREES),
+        (0.25, "tweedie", 100),
+        (0.9, "tweedie", 100),
     ],
 )
-def test_auto_learns_the_log_of_demand_unless_it_is_intermittent(zero_share, transform, objective):
+def test_auto_minimises_relative_error_on_dense_demand_and_fits_a_mean_on_intermittent(
+    zero_share, objective, point_trees
+):
     resolved = ForecastSettings().resolved(zero_share)
 
-    assert (resolved.target_transform, resolved.point_objective) == (transform, objective)
+    assert resolved.target_transform == "none"
+    assert (resolved.point_objective, resolved.point_estimators) == (objective, point_trees)
 
 
 def test_explicit_choices_are_kept_whatever_the_data():
-    chosen = ForecastSettings(target_transform="log1p", point_objective="poisson").resolved(0.9)
+    chosen = ForecastSettings(
+        target_transform="log1p", point_objective="poisson", point_estimators=7
+    ).resolved(0.0)
 
     assert (chosen.target_transform, chosen.point_objective) == ("log1p", "poisson")
+    assert chosen.point_estimators == 7
+    assert ForecastSettings(target_transform="log1p").resolved(0.0).point_objective == "l2"
 
 
-def test_the_result_says_which_target_auto_chose_for_the_window(result, features):
+def test_the_result_says_which_objective_auto_chose_for_the_window(result, features):
     observed = features.loc[features["weight"] > 0, "demand"]
 
     assert result.zero_share == pytest.approx(float((observed <= 0).mean()))
-    expected = "none" if result.zero_share >= 1 - 1 / 1.32 else "log1p"
-    assert result.target_transform == expected
-    assert result.point_objective == {"none": "tweedie", "log1p": "l2"}[expected]
+    intermittent = result.zero_share >= 1 - 1 / 1.32
+    assert result.target_transform == "none"
+    assert result.point_objective == ("tweedie" if intermittent else "mape")
+
+
+def test_the_relative_error_factor_minimises_the_mean_relative_error():
+    rng = np.random.default_rng(3)
+    actual = rng.lognormal(3.0, 0.6, 400)
+    point = actual * rng.lognormal(0.2, 0.3, 400)
+
+    factor = point_factor(point, actual)
+
+    def mape(k: float) -> float:
+        return float(np.mean(np.abs(k * point - actual) / actual))
+
+    grid = np.linspace(0.5, 2.0, 301)
+    assert mape(factor) <= min(mape(k) for k in grid) + 1e-9
+    assert point_factor(point * 100, actual) == POINT_FACTOR_BOUNDS[0]
+
+
+def test_a_dense_window_gets_a_calibrated_relative_error_point(history, panel):
+    sales = history.drop(columns=["censored", "demand"])
+    dense = build(derive_demand(sales.assign(units_sold=sales["units_sold"] + 5.0)), panel)
+    settings = ForecastSettings(
+        n_estimators=10, point_estimators=30, history_weeks=HISTORY_WEEKS, threads=1, horizon=3
+    )
+
+    result = train_and_score(dense, ORIGIN, settings)
+
+    assert result.point_objective == "mape"
+    factor = result.calibration["forecast"]
+    assert factor.nunique() == 1
+    assert POINT_FACTOR_BOUNDS[0] <= factor.iloc[0] <= POINT_FACTOR_BOUNDS[1]
 
 
 # ---- the quantile models' rows ----

@@ -299,8 +299,8 @@ def train_and_score_sharded(
     seconds["sample"] = time.perf_counter() - started
 
     fits = 2 if settings.calibration_weeks else 1
-    n_models = 1 + len(settings.quantiles)
-    trees = Progress("fitting LightGBM", settings.n_estimators * n_models * fits, "trees", report)
+    per_fit = settings.point_estimators + settings.n_estimators * len(settings.quantiles)
+    trees = Progress("fitting LightGBM", per_fit * fits, "trees", report)
     sample = concat_frames(calibration_frames)
     del calibration_frames
     offsets = None
@@ -314,7 +314,7 @@ def train_and_score_sharded(
                 sample, origin_ts, sample_ids, dynamic, static, settings, trees, planned
             )
         if offsets is None:
-            trees.total -= settings.n_estimators * n_models
+            trees.total -= per_fit
         seconds["calibrate"] = time.perf_counter() - started
 
     started = time.perf_counter()

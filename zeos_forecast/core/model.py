@@ -35,7 +35,7 @@ from .compute import usable_cores
 from .contract import KEY_COLUMNS
 from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
-from .settings import ForecastSettings
+from .settings import RELATIVE_ERROR_OBJECTIVES, ForecastSettings
 
 __all__ = ["ForecastResult", "FutureInputs", "future_inputs", "train_and_score", "week_of_year"]
 
@@ -48,6 +48,8 @@ USUAL_WEEKS = 13
 # The calibration fit needs some history before the held-back weeks.
 MIN_CALIBRATION_HISTORY_WEEKS = 13
 FREQ = "W-MON"
+# The point's calibration factor stays within these bounds (`point_factor`).
+POINT_FACTOR_BOUNDS = (0.5, 2.0)
 TOP_FEATURES = 10
 
 
@@ -116,8 +118,8 @@ def train_and_score(
     zero_share = float((observed <= 0).mean()) if len(observed) else 0.0
     settings = settings.resolved(zero_share)
     fits = 2 if settings.calibration_weeks else 1
-    n_models = 1 + len(settings.quantiles)
-    trees = Progress("fitting LightGBM", settings.n_estimators * n_models * fits, "trees", report)
+    per_fit = settings.point_estimators + settings.n_estimators * len(settings.quantiles)
+    trees = Progress("fitting LightGBM", per_fit * fits, "trees", report)
     future = future_inputs(features, origin, settings.horizon, dynamic, plans)
     offsets = None
     if settings.calibration_weeks:
@@ -129,7 +131,7 @@ def train_and_score(
         )
         seconds["calibrate"] = time.perf_counter() - started
         if offsets is None:  # too little history before the held-back weeks: one fit only
-            trees.total -= settings.n_estimators * n_models
+            trees.total -= per_fit
     fitted = _fit_and_score(
         features, origin_ts, active_ids, future.frame, dynamic, static, settings, trees
     )
@@ -308,7 +310,7 @@ def fit_models(
         booster = lgb.train(
             {**params, **objective},
             dataset if name == POINT else quantile_rows,
-            num_boost_round=rounds,
+            num_boost_round=settings.point_estimators or rounds if name == POINT else rounds,
             callbacks=[lambda _env: trees.advance()],
         )
         models[name] = FittedBooster(booster, list(inputs.columns), categories)
@@ -523,13 +525,41 @@ def _calibration_offsets(
     if scored.empty:
         return None
     horizon = (scored["ds"] - cut).dt.days // 7
-    actual = np.log1p(scored["demand"].to_numpy(dtype="float64"))
+    demand = scored["demand"].to_numpy(dtype="float64")
+    actual = np.log1p(demand)
     offsets = {}
+    if settings.calibrate_point and settings.point_objective in RELATIVE_ERROR_OBJECTIVES:
+        point = np.clip(scored[POINT].to_numpy(dtype="float64"), 0.0, None)
+        offsets[POINT] = pd.Series(point_factor(point, demand))
     for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True):
         predicted = np.log1p(np.clip(scored[column].to_numpy(dtype="float64"), 0.0, None))
         errors = pd.Series(actual - predicted)
         offsets[column] = errors.groupby(horizon.to_numpy()).quantile(level)
-    return pd.DataFrame(offsets).reindex(range(1, weeks + 1)).ffill().bfill()
+    frame = pd.DataFrame({c: offsets[c] for c in settings.quantile_columns})
+    frame = frame.reindex(range(1, weeks + 1)).ffill().bfill()
+    if POINT in offsets:
+        frame.insert(0, POINT, float(offsets[POINT].iloc[0]))
+    return frame
+
+
+def point_factor(point: np.ndarray, actual: np.ndarray) -> float:
+    """The factor k that makes held-back relative-error point forecasts best for their loss.
+
+    k minimises the mean of |k f - y| / y over the held-back rows with y > 0: it is the median
+    of y / f weighted by f / y. Clipped to `POINT_FACTOR_BOUNDS`, so that one odd stretch of
+    weeks cannot scale the forecast by more than that. (A mean point is left as it is: scaled to
+    remove its bias on the held-back weeks, VN2's rolling origins got worse, docs/accuracy.md.)
+    """
+    low, high = POINT_FACTOR_BOUNDS
+    usable = (actual > 0) & (point > 0)
+    if not usable.any():
+        return 1.0
+    ratio = actual[usable] / point[usable]
+    weight = point[usable] / actual[usable]
+    order = np.argsort(ratio)
+    cumulative = np.cumsum(weight[order])
+    factor = ratio[order][np.searchsorted(cumulative, cumulative[-1] / 2)]
+    return float(np.clip(factor, low, high))
 
 
 @dataclass
@@ -647,6 +677,8 @@ def _assemble(
     columns = [POINT, *settings.quantile_columns]
     values = np.clip(scores[columns].to_numpy(dtype="float64"), 0.0, None)
     horizon = ((scores["ds"] - origin).dt.days // 7).to_numpy()
+    if offsets is not None and POINT in offsets.columns:
+        values[:, 0] *= float(offsets[POINT].iloc[0])
     if offsets is not None:
         # Horizons past the calibration weeks take the offsets of the last calibrated one.
         steps = np.minimum(horizon, offsets.index.max())
@@ -695,6 +727,9 @@ def _lgbm_params(settings: ForecastSettings) -> dict[str, Any]:
         "learning_rate": settings.learning_rate,
         "num_leaves": settings.num_leaves,
         "min_child_samples": settings.min_child_samples,
+        "colsample_bytree": settings.feature_fraction,
+        "subsample": settings.bagging_fraction,
+        "subsample_freq": settings.bagging_freq,
         "random_state": settings.seed,
         "n_jobs": threads,
         "deterministic": True,

@@ -9,6 +9,8 @@ __all__ = [
     "AUTO",
     "INTERMITTENT_ZERO_SHARE",
     "PREDICTORS",
+    "RELATIVE_ERROR_OBJECTIVES",
+    "RELATIVE_POINT_TREES",
     "TARGET_TRANSFORMS",
     "ForecastSettings",
     "quantile_column",
@@ -20,6 +22,11 @@ AUTO = "auto"
 # Syntetos-Boylan: a series is intermittent when the mean interval between demands exceeds 1.32
 # weeks, i.e. when more than 1 - 1/1.32 = 24 % of its weeks have no demand.
 INTERMITTENT_ZERO_SHARE = 1 - 1 / 1.32
+# Point objectives whose forecast minimises a relative error (it lies below the typical week).
+RELATIVE_ERROR_OBJECTIVES = ("mape",)
+# Trees of a relative-error point model: its gradient is bounded (an L1-type loss), so it moves
+# towards the data by small steps; 100 trees left Dominick's forecasts far below it (README).
+RELATIVE_POINT_TREES = 400
 
 
 @dataclass(frozen=True)
@@ -34,27 +41,36 @@ class ForecastSettings:
             older SKUs still teach the model but get no forecast (they are discontinued).
         lags: Target lags (in weeks) used as features.
         rolling_windows: Windows of rolling means (and a rolling std) of last week's demand.
-        target_transform: What the models learn. `log1p`: log(1 + demand), which puts slow and
-            fast sellers on one scale and makes the point forecast the typical week (about the
-            median: low relative errors, MAPE, but biased low against the mean). `none`: demand
-            itself. `auto` (default): `log1p` when the window's demand is not intermittent (fewer
-            than 24 % of observed weeks without demand, the Syntetos-Boylan bound ADI < 1.32),
-            else `none`, since the back-transformed log of a mostly-zero series collapses
-            towards 0. Chosen by backtest: README.
-        point_objective: LightGBM objective of the point forecast; `auto` (default) is `l2` on
-            the log1p scale and `tweedie` (a mean for sparse counts) on demand itself.
+        target_transform: What the models learn. `none` (what `auto`, the default, takes):
+            demand itself. `log1p`: log(1 + demand), one scale for slow and fast sellers.
+        point_objective: LightGBM objective of the point forecast. `auto` (default) chooses by
+            the window's demand: `mape` (the point that minimises the relative error, which is
+            how dense demand is judged; it lies below the mean) when fewer than 24 % of observed
+            weeks have no demand (the Syntetos-Boylan bound ADI < 1.32), else `tweedie` (a mean
+            for sparse counts, where relative errors are undefined at zero). Chosen by
+            backtest: docs/accuracy.md.
         calibration_weeks: Hold back this many latest weeks, fit the models without them and
             shift each quantile so that it covers those weeks as often as its level says
             (split-conformal, per horizon, on a log scale); then fit on the whole window.
             Costs a second fit; 0 turns it off.
+        calibrate_point: On the same held-back weeks, scale the point forecast by one factor
+            that makes it best for the loss its objective targets (`model.point_factor`:
+            relative error for `mape`, no bias for a mean). Free once the quantiles calibrate.
         train_rows: Most training rows per model. A window with more observed SKU-weeks than
             this trains on a uniform random sample of them (seeded), which bounds fit time and
             memory at any number of SKUs; at or below it, on every row. Measured in the README
             (benchmark: scale).
-        n_estimators: Trees per LightGBM model.
+        n_estimators: Trees per LightGBM model (the quantile models, and a mean point model).
+        point_estimators: Trees of the point model; 0 (default): `n_estimators`, or
+            `RELATIVE_POINT_TREES` when the point objective is a relative error.
         learning_rate: LightGBM learning rate.
         num_leaves: Leaves per tree.
         min_child_samples: Minimum rows in a leaf.
+        feature_fraction: Share of the inputs each tree may split on.
+        bagging_fraction: Share of the rows each tree is fitted on, drawn again every
+            `bagging_freq` trees (0 = every row, always). These four defaults are the values
+            TSPerf's LightGBM entry tuned on Dominick's orange juice; large leaves keep a
+            relative-error point from chasing single weeks (docs/accuracy.md).
         seed: Random seed; with the same input and settings the forecast is identical.
         threads: Threads for LightGBM and feature computation (0 = all cores).
         lgbm_params: Any further LightGBM parameters, passed through as they are.
@@ -74,11 +90,16 @@ class ForecastSettings:
     target_transform: str = "auto"
     point_objective: str = "auto"
     calibration_weeks: int = 8
+    calibrate_point: bool = True
     train_rows: int = 1_000_000
     n_estimators: int = 100
+    point_estimators: int = 0
     learning_rate: float = 0.1
-    num_leaves: int = 63
-    min_child_samples: int = 20
+    num_leaves: int = 124
+    min_child_samples: int = 340
+    feature_fraction: float = 0.65
+    bagging_fraction: float = 0.87
+    bagging_freq: int = 19
     seed: int = 0
     threads: int = 0
     lgbm_params: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +128,13 @@ class ForecastSettings:
             problems.append(f"predictor must be one of {PREDICTORS}, got {self.predictor!r}")
         if self.calibration_weeks < 0:
             problems.append(f"calibration_weeks must be >= 0, got {self.calibration_weeks}")
+        if not 0 < self.feature_fraction <= 1 or not 0 < self.bagging_fraction <= 1:
+            problems.append(
+                "feature_fraction and bagging_fraction must lie in (0, 1], got "
+                f"{self.feature_fraction} and {self.bagging_fraction}"
+            )
+        if self.point_estimators < 0:
+            problems.append(f"point_estimators must be >= 0, got {self.point_estimators}")
         if self.train_rows < 1_000:
             problems.append(f"train_rows must be >= 1000, got {self.train_rows}")
         if self.active_weeks < 1:
@@ -122,13 +150,21 @@ class ForecastSettings:
     def resolved(self, zero_share: float) -> ForecastSettings:
         """These settings with `auto` choices made for data whose observed weeks are
         `zero_share` without demand."""
-        transform = self.target_transform
-        if transform == AUTO:
-            transform = "none" if zero_share >= INTERMITTENT_ZERO_SHARE else "log1p"
+        transform = "none" if self.target_transform == AUTO else self.target_transform
         objective = self.point_objective
         if objective == AUTO:
-            objective = "l2" if transform == "log1p" else "tweedie"
-        return replace(self, target_transform=transform, point_objective=objective)
+            if transform == "log1p":
+                objective = "l2"
+            elif zero_share >= INTERMITTENT_ZERO_SHARE:
+                objective = "tweedie"
+            else:
+                objective = "mape"
+        trees = self.point_estimators or (
+            RELATIVE_POINT_TREES if objective in RELATIVE_ERROR_OBJECTIVES else self.n_estimators
+        )
+        return replace(
+            self, target_transform=transform, point_objective=objective, point_estimators=trees
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

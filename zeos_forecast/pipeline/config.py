@@ -43,25 +43,45 @@ class ForecastConfig(dg.Config):
     )
     point_objective: str = Field(
         DEFAULTS.point_objective,
-        description="LightGBM objective of the point forecast (`auto`: l2 on log1p, else tweedie).",
+        description="LightGBM objective of the point forecast (`auto`: `mape` for dense demand, "
+        "`tweedie` when 24 % or more of the observed weeks have no demand).",
     )
     target_transform: str = Field(
         DEFAULTS.target_transform,
-        description="`auto`, `log1p` (models learn log(1 + demand)) or `none`; `auto` takes log1p "
-        "unless demand is intermittent (24 % or more zero weeks).",
+        description="`auto` or `none` (models learn demand itself) or `log1p` (log(1 + demand)).",
     )
     calibration_weeks: int = Field(
         DEFAULTS.calibration_weeks,
         description="Latest weeks held back to calibrate the quantiles (0 = off).",
     )
+    calibrate_point: bool = Field(
+        DEFAULTS.calibrate_point,
+        description="On the held-back weeks, scale a relative-error (`mape`) point forecast by "
+        "the factor that minimises its relative error there.",
+    )
     train_rows: int = Field(
         DEFAULTS.train_rows,
         description="Most training rows per model; a larger window trains on a uniform sample.",
     )
-    n_estimators: int = Field(DEFAULTS.n_estimators, description="Trees per LightGBM model.")
+    n_estimators: int = Field(
+        DEFAULTS.n_estimators, description="Trees per quantile model (and of a mean point model)."
+    )
+    point_estimators: int = Field(
+        DEFAULTS.point_estimators,
+        description="Trees of the point model; 0: `n_estimators`, or 400 for a `mape` point.",
+    )
     learning_rate: float = Field(DEFAULTS.learning_rate, description="LightGBM learning rate.")
     num_leaves: int = Field(DEFAULTS.num_leaves, description="Leaves per tree.")
     min_child_samples: int = Field(DEFAULTS.min_child_samples, description="Minimum rows per leaf.")
+    feature_fraction: float = Field(
+        DEFAULTS.feature_fraction, description="Share of the inputs each tree may split on."
+    )
+    bagging_fraction: float = Field(
+        DEFAULTS.bagging_fraction, description="Share of the rows each tree is fitted on."
+    )
+    bagging_freq: int = Field(
+        DEFAULTS.bagging_freq, description="Trees between draws of the rows (0 = no bagging)."
+    )
     seed: int = Field(DEFAULTS.seed, description="Random seed (same input + seed = same forecast).")
     threads: int = Field(DEFAULTS.threads, description="Threads; 0 uses every core.")
     predictor: str = Field(
