@@ -73,3 +73,13 @@ def test_planned_prices_over_the_horizon_move_the_recipe_forecast():
     with_cuts = tsperf_lightgbm(history, origin, HORIZON, cut, threads=1)
 
     assert with_cuts["forecast"].sum() > 1.5 * as_planned["forecast"].sum()
+
+
+def test_a_lake_whose_drops_never_had_prices_still_gets_the_recipe_forecast():
+    history, origin = history_and_origin()
+    without_prices = history.assign(price=np.nan, deal=np.nan)
+
+    forecast = tsperf_lightgbm(without_prices, origin, HORIZON, threads=1)
+
+    assert len(forecast) == history[["article_id", "merchant_id"]].drop_duplicates().shape[0] * 3
+    assert forecast["forecast"].gt(0).any()

@@ -44,6 +44,7 @@ __all__ = [
     "BASELINES",
     "MOVING_AVERAGE_WEEKS",
     "OURS",
+    "QUANTILE_BASELINE",
     "QUANTILE_METRIC_PREFIXES",
     "RECENT_STOCKOUT_WEEKS",
     "SEASON_WEEKS",
@@ -58,6 +59,8 @@ OURS = "zeos"
 BASELINES = ("naive", "seasonal_naive", "moving_average", "moving_average_in_stock")
 MOVING_AVERAGE_WEEKS = 13
 IN_STOCK_AVERAGE_WEEKS = 8
+# The baseline whose empirical quantiles stand next to ours.
+QUANTILE_BASELINE = "moving_average"
 SEASON_WEEKS = 52
 POINT = "forecast"
 # Stockouts this recent before the origin make a SKU's history censored: scored as a segment.
@@ -156,7 +159,7 @@ def score_week(
         base = baseline_forecasts(history, origin, group[[*keys, "week"]], quantile_columns)
         for name in BASELINES:
             point = group.assign(model=name, forecast=base[name].to_numpy())
-            if name == "moving_average":  # its empirical quantiles, ours' baseline
+            if name == QUANTILE_BASELINE:  # its empirical quantiles, ours' baseline
                 quantiles = {c: base[f"{name}_{c}"].to_numpy() for c in quantile_columns}
                 point = point.assign(**quantiles)
                 parts.append(_components(point, quantile_columns))

@@ -87,7 +87,9 @@ def tsperf_lightgbm(
         and c not in {"price", "list_price"}
         and pd.api.types.is_numeric_dtype(past[c])
     ]
-    inputs = ["price", *extras] if "price" in past.columns else extras
+    # A column the drops never filled (a lake's schema may hold prices that no drop gave) is
+    # left out: the recipe drops every row with a missing input.
+    inputs = [c for c in ["price", *extras] if c in past.columns and past[c].notna().any()]
     grid = _grid(past, origin_ts, horizon)
     frame = grid.merge(
         past[[*_SKU_ORDER, "units_sold", *inputs]].astype({k: str for k in KEY_COLUMNS}),

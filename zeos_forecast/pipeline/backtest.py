@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..core.accuracy import (
     OURS,
+    QUANTILE_BASELINE,
     QUANTILE_METRIC_PREFIXES,
     SUMMARY_METRICS,
     point_components,
@@ -81,8 +82,10 @@ class BacktestResult:
     def as_text(self) -> str:
         """Point metrics per horizon and overall for every model, then our quantiles."""
         seconds = sum(self.seconds_per_origin)
-        ours = self.by_horizon.loc[self.by_horizon["model"] == OURS]
-        ours_overall = self.overall.loc[self.overall["model"] == OURS].assign(horizon="all")
+        with_quantiles = [OURS, QUANTILE_BASELINE]
+        ours = self.by_horizon.loc[self.by_horizon["model"].isin(with_quantiles)]
+        ours_overall = self.overall.loc[self.overall["model"].isin(with_quantiles)]
+        ours_overall = ours_overall.assign(horizon="all")
         quantile_metrics = [
             c for c in self.overall.columns if c.startswith(QUANTILE_METRIC_PREFIXES)
         ]
@@ -100,10 +103,14 @@ class BacktestResult:
                 *self._spread_lines(),
                 *self._stockout_lines(),
                 "",
-                "Our quantiles: coverage = P(actual <= quantile), below = P(actual < quantile), "
+                f"Quantiles, ours and the {QUANTILE_BASELINE}'s (the empirical quantiles of its "
+                "weeks): coverage = P(actual <= quantile), below = P(actual < quantile), "
                 "calibration error = distance of the level from [below, coverage]; "
                 "pinball loss / mean actual:",
-                _markdown(pd.concat([ours, ours_overall]), ["horizon", *quantile_metrics]),
+                _markdown(
+                    pd.concat([ours, ours_overall]).sort_values("model", kind="stable"),
+                    ["horizon", "model", *quantile_metrics],
+                ),
             ]
         )
 
