@@ -164,8 +164,14 @@ def _calibration_note(result, settings) -> str:
             f"{settings.calibration_weeks} held-back weeks."
         )
     shifts = result.calibration.rename_axis("horizon")
+    point = (
+        " The `forecast` column is the factor the relative-error point was scaled by: the one "
+        "that minimised its MAPE on those weeks."
+        if "forecast" in shifts.columns
+        else ""
+    )
     return (
         "Quantiles shifted on the log1p scale by these offsets, learned on the "
-        f"{len(shifts)} latest weeks held back (split-conformal):\n\n"
+        f"{len(shifts)} latest weeks held back (split-conformal).{point}\n\n"
         + shifts.to_markdown(floatfmt=".3f")
     )
