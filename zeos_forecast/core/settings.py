@@ -25,7 +25,8 @@ INTERMITTENT_ZERO_SHARE = 1 - 1 / 1.32
 # Point objectives whose forecast minimises a relative error (it lies below the typical week).
 RELATIVE_ERROR_OBJECTIVES = ("mape",)
 # Trees of a relative-error point model: its gradient is bounded (an L1-type loss), so it moves
-# towards the data by small steps; 100 trees left Dominick's forecasts far below it (README).
+# towards the data by small steps; 100 trees left Dominick's forecasts far below it
+# (docs/accuracy.md).
 RELATIVE_POINT_TREES = 400
 
 
@@ -53,9 +54,9 @@ class ForecastSettings:
             shift each quantile so that it covers those weeks as often as its level says
             (split-conformal, per horizon, on a log scale); then fit on the whole window.
             Costs a second fit; 0 turns it off.
-        calibrate_point: On the same held-back weeks, scale the point forecast by one factor
-            that makes it best for the loss its objective targets (`model.point_factor`:
-            relative error for `mape`, no bias for a mean). Free once the quantiles calibrate.
+        calibrate_point: On the same held-back weeks, scale a relative-error (`mape`) point by
+            the one factor that minimises its relative error there (`model.point_factor`); a
+            mean point is left as it is. Free once the quantiles calibrate.
         train_rows: Most training rows per model. A window with more observed SKU-weeks than
             this trains on a uniform random sample of them (seeded), which bounds fit time and
             memory at any number of SKUs; at or below it, on every row. Measured in the README
@@ -68,9 +69,9 @@ class ForecastSettings:
         min_child_samples: Minimum rows in a leaf.
         feature_fraction: Share of the inputs each tree may split on.
         bagging_fraction: Share of the rows each tree is fitted on, drawn again every
-            `bagging_freq` trees (0 = every row, always). These four defaults are the values
-            TSPerf's LightGBM entry tuned on Dominick's orange juice; large leaves keep a
-            relative-error point from chasing single weeks (docs/accuracy.md).
+            `bagging_freq` trees (`bagging_freq` 0: every row, always). These four defaults
+            are the values TSPerf's LightGBM entry tuned on Dominick's orange juice; large
+            leaves keep a relative-error point from chasing single weeks (docs/accuracy.md).
         seed: Random seed; with the same input and settings the forecast is identical.
         threads: Threads for LightGBM and feature computation (0 = all cores).
         lgbm_params: Any further LightGBM parameters, passed through as they are.
