@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
-from dagster._core.event_api import PartitionKeyFilter  # not exported by dagster 1.13
 
 from .checks import FORECAST_CHECKS
 from .demand_features import ORIGIN_KEY
@@ -26,6 +25,8 @@ __all__ = ["LATEST_FORECAST", "PUBLISHED_FORECAST", "published_forecast"]
 
 PUBLISHED_FORECAST = "published_forecast"
 LATEST_FORECAST = "published_forecast_latest"
+# Check evaluations read per page while looking for the latest of each check.
+CHECK_RECORDS_PAGE = 100
 
 
 @dg.asset(
@@ -118,13 +119,10 @@ def _blocking_checks(
         ], {}
     forecast_id = latest.storage_id
     keys = [dg.AssetCheckKey(demand_forecast.key, name) for name in FORECAST_CHECKS]
-    records = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        keys, partition_filter=PartitionKeyFilter(key=partition)
-    )
+    evaluations = _latest_check_evaluations(instance, partition, {key.name for key in keys})
     problems, passed = [], {}
     for key in keys:
-        record = records.get(key)
-        evaluation = record.evaluation if record else None
+        evaluation = evaluations.get(key.name)
         if not isinstance(evaluation, dg.AssetCheckEvaluation):
             problems.append(f"{key.name}: not evaluated")
         elif not evaluation.passed:
@@ -137,3 +135,39 @@ def _blocking_checks(
         else:
             passed[key.name] = evaluation
     return problems, passed
+
+
+def _latest_check_evaluations(
+    instance: dg.DagsterInstance, partition: str, names: set[str]
+) -> dict[str, dg.AssetCheckEvaluation]:
+    """The latest evaluation of each named check of `demand_forecast` on `partition`.
+
+    Read through the instance's public event records of check evaluations (the event log's own
+    asset and partition filters do not index them), newest first, a page at a time, until every
+    check has its latest evaluation or the records run out.
+    """
+    latest: dict[str, dg.AssetCheckEvaluation] = {}
+    before = None
+    while len(latest) < len(names):
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(
+                event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+                before_cursor=before,
+            ),
+            limit=CHECK_RECORDS_PAGE,
+            ascending=False,
+        )
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            evaluation = event.event_specific_data if event else None
+            if (
+                isinstance(evaluation, dg.AssetCheckEvaluation)
+                and evaluation.asset_key == demand_forecast.key
+                and evaluation.partition == partition
+                and evaluation.check_name in names
+            ):
+                latest.setdefault(evaluation.check_name, evaluation)
+        if len(records) < CHECK_RECORDS_PAGE:
+            break
+        before = records[-1].storage_id
+    return latest
