@@ -15,6 +15,7 @@ from .core.compute import ENGINES
 from .core.reference import REFERENCE_MODELS
 from .core.settings import PREDICTORS, TARGET_TRANSFORMS, ForecastSettings
 from .pipeline.environment import lake_root
+from .redaction import redact
 
 __all__ = ["main"]
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(error, RunFailed | ValueError | OSError):
             raise
-        print(f"zeos-forecast {args.name}: {error}", file=sys.stderr)
+        print(f"zeos-forecast {args.name}: {redact(str(error))}", file=sys.stderr)
         return 1
 
 

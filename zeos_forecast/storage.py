@@ -28,6 +28,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .core.contract import LandingDataError
+from .redaction import redact, refuse_credentials
 
 __all__ = [
     "LANDING_ARTICLES",
@@ -77,8 +78,9 @@ def _names_the_store(method: Callable) -> Callable:
             where = f" (endpoint {self.endpoint})" if self.endpoint else ""
             raise LakeStoreError(
                 f"The S3 store of the lake {self.uri}{where} failed a request, after the "
-                f"client's retries: {error}\nCheck that the endpoint is reachable and answers, "
-                "then run again: every file is replaced atomically, nothing partial was left."
+                f"client's retries: {redact(str(error))}\nCheck that the endpoint is reachable "
+                "and answers, then run again: every file is replaced atomically, nothing partial "
+                "was left."
             ) from error
 
     return wrapper
@@ -173,12 +175,7 @@ class Lake:
         self, root: str, filesystem: pafs.FileSystem | None = None, endpoint: str | None = None
     ):
         root = root.rstrip("/")
-        if "://" in root and "@" in urlsplit(root).netloc:
-            # The root travels into run config, metadata and logs: it must never hold a secret.
-            raise ValueError(
-                "A lake root must not carry credentials in its URI. Set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or use the machine's role) instead; see the README."
-            )
+        refuse_credentials(root)
         # Query options (region, endpoint) stay out of `uri`, which ends up in metadata and logs.
         self.uri = _public_uri(root)
         self.endpoint = _public_uri(endpoint) if endpoint else None

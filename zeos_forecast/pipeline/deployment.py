@@ -24,6 +24,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from ..redaction import refuse_credentials
 from ..storage import Lake
 from .environment import LAKE_VAR, S3_VARS, deployment, lake_root
 from .landing_zone import LandingZone, LocalLandingZone, S3LandingZone
@@ -47,6 +48,8 @@ def resources_for_deployment() -> dict[str, Any]:
 
 def lake_resource(root: str | None = None) -> LakeResource:
     """The deployment's lake resource; `root` (say the CLI's `--lake`) replaces the default root."""
+    if root:
+        refuse_credentials(root)  # before it reaches any client, run config or message
     default_root = dg.EnvVar(LAKE_VAR) if deployment() == "prod" else lake_root()
     return LakeResource(root=root or default_root, s3=s3_resource())
 
@@ -59,6 +62,7 @@ def landing_resource(root: str | None = None) -> LandingZone:
         kind, value = os.environ.get(LAKE_VAR, ""), dg.EnvVar(LAKE_VAR)
     else:
         kind = value = root or lake_root()
+        refuse_credentials(kind)
     if kind.startswith("s3://"):
         return S3LandingZone(root=value, s3=s3_resource())
     return LocalLandingZone(root=value)

@@ -6,6 +6,8 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from ..redaction import refuse_credentials
+
 __all__ = [
     "DEFAULT_FIRST_WEEK",
     "DEPLOYMENTS",
@@ -41,8 +43,14 @@ S3_VARS: dict[str, tuple[str, ...]] = {
 
 
 def lake_root() -> str:
-    """`ZEOS_LAKE` (a local path or `s3://bucket/prefix`), else `./lake` under the working dir."""
-    return os.environ.get(LAKE_VAR) or str(Path.cwd() / "lake")
+    """`ZEOS_LAKE` (a local path or `s3://bucket/prefix`), else `./lake` under the working dir.
+
+    Raises:
+        CredentialsInUriError: when `ZEOS_LAKE` carries credentials (shown redacted).
+    """
+    root = os.environ.get(LAKE_VAR) or str(Path.cwd() / "lake")
+    refuse_credentials(root, f"{LAKE_VAR}")
+    return root
 
 
 def deployment() -> str:

@@ -11,6 +11,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from ..core.compute import ENGINES, EngineSettings
+from ..redaction import refuse_credentials
 from ..storage import Lake, s3_filesystem
 
 __all__ = ["ComputeResource", "LakeResource"]
@@ -35,6 +36,7 @@ class LakeResource(dg.ConfigurableResource):
 
     def open(self) -> Lake:
         _require_resolved("root", self.root)
+        refuse_credentials(self.root)  # before any client sees it: its errors echo the bucket
         if not self.root.startswith("s3://") or self.s3 is None:
             return Lake(self.root)
         bucket = self.root.removeprefix("s3://").split("/", 1)[0]
