@@ -309,6 +309,25 @@ class Lake:
         self._write_parquet(table, final, row_group_size=row_group_rows)
         return final
 
+    def write_partition_file(
+        self, dataset: str, key: str, value: dt.date, name: str, data: bytes
+    ) -> str:
+        """Writes a file beside a partition's data (a picture of it, say), whole or not at all.
+
+        The name must start with `_`: pyarrow datasets, Spark, Hive and Athena skip such files
+        when they read the partition's folder, so the dataset stays parquet only.
+        """
+        if not name.startswith("_") or "/" in name:
+            raise ValueError(f"A file beside partition data is named `_<name>`, got {name!r}.")
+        path = posixpath.join(self.partition_dir(dataset, key, value), name)
+
+        def write(target: str, filesystem: pafs.FileSystem) -> None:
+            with filesystem.open_output_stream(target) as stream:
+                stream.write(data)
+
+        self._write_atomically(path, write)
+        return path
+
     def partitions(self, dataset: str, key: str) -> dict[dt.date, float]:
         """Partition values that hold a complete file, with the file's mtime."""
         found: dict[dt.date, float] = {}

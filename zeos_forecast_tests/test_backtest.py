@@ -114,8 +114,8 @@ def test_the_accuracy_metadata_carries_plottable_numbers_per_model(backtest):
     metadata = records[0].asset_materialization.metadata
     assert metadata["scored_forecasts"].value == 1
     for model in (OURS, *BASELINES):
-        assert isinstance(metadata[f"wape_{model}"].value, float)
-    assert 0.0 <= metadata["interval_coverage_zeos"].value <= 1.0
+        assert isinstance(metadata[f"WAPE % ({model})"].value, float)
+    assert 0.0 <= metadata["interval coverage % (zeos)"].value <= 100.0
 
 
 def test_accuracy_of_a_week_without_sales_yet_says_so_and_succeeds(landing, lake_copy, instance):

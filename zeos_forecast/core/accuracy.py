@@ -42,6 +42,7 @@ from .contract import KEY_COLUMNS
 
 __all__ = [
     "BASELINES",
+    "METRIC_NAMES",
     "MOVING_AVERAGE_WEEKS",
     "OURS",
     "QUANTILE_BASELINE",
@@ -50,6 +51,7 @@ __all__ = [
     "SEASON_WEEKS",
     "SUMMARY_METRICS",
     "baseline_forecasts",
+    "metric_label",
     "point_components",
     "score_week",
     "summarize",
@@ -69,6 +71,39 @@ GROUP = ["forecast_week", "horizon", "model", "recent_stockout"]
 SUMMARY_METRICS = ["mape", "wape", "bias", "mae_pct_plus_abs_bias"]
 # Column prefixes of the quantile metrics in a summary.
 QUANTILE_METRIC_PREFIXES = ("coverage_", "below_", "calibration_error_", "interval_", "pinball_")
+# What each summary metric is called and means, for people (all are shown in %).
+METRIC_NAMES = {
+    "wape": ("WAPE", "Σ|forecast − actual| / Σ actual: the error per unit sold (lower is better)."),
+    "bias": ("bias", "Σ(forecast − actual) / Σ actual: > 0 over-forecasts, < 0 under-forecasts."),
+    "mape": (
+        "MAPE",
+        "mean of |forecast − actual| / actual over weeks that sold (lower is better).",
+    ),
+    "mae_pct_plus_abs_bias": ("MAE + |bias|", "WAPE + |bias|: error and bias in one number."),
+    "pinball": (
+        "pinball loss",
+        "quantile loss of {q}, divided by the mean actual (lower is better).",
+    ),
+    "coverage": ("coverage", "share of actuals at or below {q}: ideally its level."),
+    "below": ("below", "share of actuals strictly below {q} (sales are counts: ties at 0)."),
+    "calibration_error": (
+        "calibration error",
+        "how far the level of {q} lies outside [below, coverage]: 0 when calibrated.",
+    ),
+    "interval_coverage": (
+        "interval coverage",
+        "share of actuals inside the outermost quantiles (q10–q90: ideally 80 %).",
+    ),
+}
+
+
+def metric_label(column: str) -> tuple[str, str]:
+    """`("WAPE", what it means)` for `wape`, `("coverage q10", ...)` for `coverage_q10`."""
+    if column in METRIC_NAMES:
+        return METRIC_NAMES[column]
+    base, _, level = column.rpartition("_")
+    name, meaning = METRIC_NAMES[base]
+    return f"{name} {level}", meaning.format(q=level)
 
 
 def baseline_forecasts(

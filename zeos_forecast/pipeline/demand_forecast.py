@@ -10,13 +10,16 @@ import pyarrow as pa
 
 from ..core.compute import FOOTER_KEY, ShardedInput, WindowStats, shard_executor
 from ..core.contract import LandingDataError, validate_plan_drop
+from ..core.plots import SkuPicker
 from ..storage import Lake
 from .config import ForecastConfig
 from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
-from .metadata import peak_memory_mb, preview, timings
+from .metadata import peak_memory_mb, table_preview, timings
 from .partitions import partition_week, weekly_partitions
+from .pictures import fan_chart_picture
 from .resources import ComputeResource, LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
+from .sales_history import SALES_HISTORY
 
 __all__ = ["DEMAND_FORECAST", "demand_forecast", "horizon_plans"]
 
@@ -46,7 +49,9 @@ def demand_forecast(
     sample of `train_rows` rows and scored in SKU shards, streamed into the file (engine
     `sharded`, or `dask` on a cluster's workers). Writes
     `demand_forecast/forecast_week=W/part-0.parquet` with
-    `article_id, merchant_id, week, horizon, forecast, q10, q50, q90, run_id`.
+    `article_id, merchant_id, week, horizon, forecast, q10, q50, q90, run_id`, and beside it
+    `_fan_chart.png`: history and forecast of the top SKUs by forecast volume and a few random
+    ones, also shown in the metadata.
     """
     # The model libraries load with the step that uses them, not with the code location (which
     # every webserver, daemon and run process imports): ~4 s of imports on 2 cores.
@@ -61,12 +66,14 @@ def demand_forecast(
     plans, plan_weeks = horizon_plans(store, origin, settings.horizon)
     engine = compute.settings().resolve(rows)
     mode = engine.engine
+    picker = SkuPicker(seed=settings.seed)
     context.log.info(f"Training on {rows:,} feature rows with engine {mode}.")
     if mode == "memory":
         features = store.read_partition(DEMAND_FEATURES, ORIGIN_KEY, origin)
         read_seconds = time.perf_counter() - started
         result = train_and_score(features, origin, settings, report=context.log.info, plans=plans)
         del features
+        picker.add(result.table)
         started = time.perf_counter()
         path = store.write_partition(
             DEMAND_FORECAST, ORIGIN_KEY, origin, _with_run_id(result.table, context.run_id)
@@ -83,7 +90,7 @@ def demand_forecast(
         written: dict[str, str] = {}
 
         def sink(tables: Iterator[pd.DataFrame]) -> None:
-            batches = (_with_run_id(t, context.run_id) for t in tables)
+            batches = (_with_run_id(_seen(t, picker), context.run_id) for t in tables)
             written["path"], _ = store.write_partition_batches(
                 DEMAND_FORECAST, ORIGIN_KEY, origin, batches
             )
@@ -94,6 +101,16 @@ def demand_forecast(
             )
         path = written["path"]
         seconds = result.seconds
+    pictures = fan_chart_picture(
+        store,
+        SALES_HISTORY,
+        DEMAND_FORECAST,
+        ORIGIN_KEY,
+        origin,
+        picker.chosen(),
+        settings.history_weeks,
+        settings.quantile_columns,
+    )
     return dg.MaterializeResult(
         metadata={
             "rows": result.rows,
@@ -118,9 +135,16 @@ def demand_forecast(
                 .to_markdown(floatfmt=".3f")
             ),
             "path": dg.MetadataValue.path(store.uri_of_path(path)),
-            "preview": preview(result.table),
+            **pictures,
+            "lake": store.uri,
+            "preview": table_preview(result.table),
         }
     )
+
+
+def _seen(table: pd.DataFrame, picker: SkuPicker) -> pd.DataFrame:
+    picker.add(table)
+    return table
 
 
 def _with_run_id(frame: pd.DataFrame, run_id: str) -> pa.Table:
@@ -163,7 +187,15 @@ def _calibration_note(result, settings) -> str:
             "Off for this week: the window holds too little history before the "
             f"{settings.calibration_weeks} held-back weeks."
         )
-    shifts = result.calibration.rename_axis("horizon")
+    learned = result.calibration
+    # Every horizon of the forecast, as `_assemble` applies them: those past the held-back weeks
+    # take the offsets of the last one learned.
+    shifts = learned.reindex(range(1, settings.horizon + 1)).ffill().rename_axis("horizon")
+    beyond = (
+        f" Horizons {len(learned) + 1}..{settings.horizon} use horizon {len(learned)}'s offsets."
+        if settings.horizon > len(learned)
+        else ""
+    )
     point = (
         " The `forecast` column is the factor the relative-error point was scaled by: the one "
         "that minimised its MAPE on those weeks."
@@ -172,6 +204,6 @@ def _calibration_note(result, settings) -> str:
     )
     return (
         "Quantiles shifted on the log1p scale by these offsets, learned on the "
-        f"{len(shifts)} latest weeks held back (split-conformal).{point}\n\n"
+        f"{len(learned)} latest weeks held back (split-conformal).{beyond}{point}\n\n"
         + shifts.to_markdown(floatfmt=".3f")
     )

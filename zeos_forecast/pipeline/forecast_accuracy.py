@@ -11,8 +11,8 @@ from ..core.accuracy import (
     BASELINES,
     MOVING_AVERAGE_WEEKS,
     OURS,
-    QUANTILE_METRIC_PREFIXES,
     RECENT_STOCKOUT_WEEKS,
+    metric_label,
     score_week,
     summarize,
 )
@@ -22,6 +22,7 @@ from .demand_features import ORIGIN_KEY
 from .demand_forecast import DEMAND_FORECAST, demand_forecast
 from .metadata import peak_memory_mb
 from .partitions import partition_week, weekly_partitions
+from .pictures import accuracy_pictures
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY
 from .sales_history import SALES_HISTORY, sales_history
@@ -29,6 +30,9 @@ from .sales_history import SALES_HISTORY, sales_history
 __all__ = ["FORECAST_ACCURACY", "MAX_SCORED_HORIZON", "forecast_accuracy"]
 
 FORECAST_ACCURACY = "forecast_accuracy"
+# The numbers plotted over the partitions: point metrics per model, quantile metrics of ours.
+HEADLINE_METRICS = ("wape", "bias", "mape")
+HEADLINE_QUANTILE_PREFIXES = ("coverage_", "interval_coverage")
 # Forecasts made up to this many weeks before a week are scored on it.
 MAX_SCORED_HORIZON = 52
 # Sales history the baselines need: the seasonal week and the moving average of the oldest origin.
@@ -62,6 +66,8 @@ def forecast_accuracy(
     Writes additive components to `forecast_accuracy/week=W/part-0.parquet` (one row per origin,
     horizon and model), so any set of weeks sums up exactly; `zeos-forecast backtest` does that.
     Without sales for W yet, or without forecasts that covered it, the run says so and succeeds.
+    Metrics are shown in %, each described; beside the partition, `_accuracy_by_horizon.png`
+    (ours against each baseline) and `_accuracy_over_weeks.png` (the scored weeks up to W).
     """
     store = lake.open()
     week = partition_week(context.partition_key)
@@ -116,10 +122,13 @@ def forecast_accuracy(
             "rows_scored": int(overall.loc[OURS, "rows"]),
             "censored_left_out": censored,
             **_headline(overall),
+            "metrics": dg.MetadataValue.md(_metrics_table(overall)),
+            **accuracy_pictures(store, FORECAST_ACCURACY, week, by_horizon, OURS),
             "by_horizon": dg.MetadataValue.md(_table(by_horizon)),
             "seconds": round(time.perf_counter() - started, 2),
             "peak_memory_mb": peak_memory_mb(),
             "path": dg.MetadataValue.path(store.uri_of(FORECAST_ACCURACY, f"week={week}")),
+            "lake": store.uri,
         }
     )
 
@@ -132,18 +141,53 @@ def _is_quantile(column: str) -> bool:
 
 
 def _headline(overall: pd.DataFrame) -> dict[str, float]:
-    """Float metadata per model, which the UI plots over the partitions."""
+    """Numbers in % per model, which the UI plots over the partitions (Asset → Plots).
+
+    Named as people say them (`WAPE % (zeos)`); what each means is in the `metrics` table.
+    """
     values = {}
     for model in [OURS, *BASELINES]:
-        for metric in ("wape", "bias", "mape"):
+        for metric in HEADLINE_METRICS:
             value = overall.loc[model, metric] if model in overall.index else float("nan")
-            values[f"{metric}_{model}"] = round(float(value), 4)
+            values[f"{metric_label(metric)[0]} % ({model})"] = _percent(value)
     ours = overall.loc[OURS]
-    for column in [c for c in overall.columns if c.startswith(QUANTILE_METRIC_PREFIXES)]:
-        values[f"{column}_{OURS}"] = round(float(ours[column]), 4)
+    for column in [c for c in overall.columns if c.startswith(HEADLINE_QUANTILE_PREFIXES)]:
+        values[f"{metric_label(column)[0]} % ({OURS})"] = _percent(ours[column])
     return values
 
 
+def _metrics_table(overall: pd.DataFrame) -> str:
+    """Every metric of the week in %, one column per model, with what it means."""
+    models = [m for m in [OURS, *BASELINES] if m in overall.index]
+    columns = [c for c in overall.columns if c != "rows" and overall[c].notna().any()]
+    lines = [
+        f"| metric | {' | '.join(models)} | what it means |",
+        "|---" * (len(models) + 2) + "|",
+    ]
+    for column in columns:
+        name, meaning = metric_label(column)
+        cells = [_percent_text(overall.loc[m, column]) for m in models]
+        lines.append(f"| {_cell(name)} % | {' | '.join(cells)} | {_cell(meaning)} |")
+    return "\n".join(lines)
+
+
 def _table(frame: pd.DataFrame) -> str:
-    shown = frame.dropna(axis="columns", how="all")
-    return shown.to_markdown(index=False, floatfmt=".3f")
+    """The summary per model and horizon, its ratios in %."""
+    shown = frame.dropna(axis="columns", how="all").copy()
+    ratios = [c for c in shown.columns if c not in ("model", "horizon", "rows")]
+    shown[ratios] = shown[ratios] * 100
+    shown = shown.rename(columns={c: _cell(f"{metric_label(c)[0]} %") for c in ratios})
+    return shown.to_markdown(index=False, floatfmt=".1f", missingval="–")
+
+
+def _cell(text: str) -> str:
+    """Text inside a markdown table cell: its own `|` must not end the cell."""
+    return text.replace("|", "\\|")
+
+
+def _percent(value: float) -> float:
+    return round(100 * float(value), 2)
+
+
+def _percent_text(value: float) -> str:
+    return "–" if pd.isna(value) else f"{100 * float(value):.1f}"

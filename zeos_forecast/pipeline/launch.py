@@ -30,6 +30,7 @@ from .partitions import (
     weekly_partitions,
 )
 from .published_forecast import PUBLISHED_FORECAST
+from .resources import lake_tags
 from .sales_history import SALES_HISTORY
 from .sensors import RUN_KEY_TAG
 
@@ -299,7 +300,7 @@ def _execute(
         dg.reconstructable(weekly_job),
         instance=instance,
         run_config=run_config,
-        tags=tags,
+        tags={**lake_tags(lake_root), **tags},
         asset_selection=[dg.AssetKey(a) for a in assets],
         raise_on_error=False,
     ) as result:

@@ -11,10 +11,14 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from ..core.compute import ENGINES, EngineSettings
-from ..redaction import refuse_credentials
+from ..redaction import redact, refuse_credentials
 from ..storage import Lake, s3_filesystem
 
-__all__ = ["ComputeResource", "LakeResource"]
+__all__ = ["LAKE_TAG", "ComputeResource", "LakeResource", "lake_tags"]
+
+# The run tag naming the lake a run used (credentials redacted): the UI's runs list filters by
+# it, so two lakes on one instance stay apart.
+LAKE_TAG = "zeos/lake"
 
 # S3Resource fields that hold credentials: never shown by `repr`.
 SECRET_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
@@ -33,6 +37,13 @@ class LakeResource(dg.ConfigurableResource):
 
     root: str = Field(description="A local directory or s3://bucket/prefix.")
     s3: S3Resource | None = None
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Tags the run with its lake, whoever launched it (the UI, a sensor, the CLI)."""
+        run = context.dagster_run
+        if context.instance is not None and run is not None and LAKE_TAG not in run.tags:
+            _require_resolved("root", self.root)
+            context.instance.add_run_tags(run.run_id, lake_tags(self.root))
 
     def open(self) -> Lake:
         _require_resolved("root", self.root)
@@ -145,3 +156,8 @@ class _RedactedS3:
             for name, value in self._s3.__repr_args__()
         )
         return f"S3Resource({fields})"
+
+
+def lake_tags(root: str) -> dict[str, str]:
+    """`{"zeos/lake": root}` with any credentials redacted (`redaction.redact`)."""
+    return {LAKE_TAG: redact(root)}

@@ -83,6 +83,7 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             "seconds": round(time.perf_counter() - started, 2),
             "peak_memory_mb": peak_memory_mb(),
             "path": dg.MetadataValue.path(store.uri_of(SALES_HISTORY)),
+            "lake": store.uri,
             "preview_last_week": preview(last.slice(0, PREVIEW_ROWS).to_pandas()),
         }
     )
