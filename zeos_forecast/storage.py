@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
+import io
 import os
 import posixpath
 import tempfile
@@ -28,14 +30,30 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from .core.contract import LandingDataError
+from .drops import (
+    DROP_QUIET_SECONDS,
+    SAFE_REDROP_HINT,
+    SUCCESS_MARKER,
+    Drop,
+    DropChangedError,
+    DropListing,
+    FileVersion,
+    drop_identity,
+    file_sha256,
+    is_data_name,
+    list_local_drop,
+    refuse_outside_landing,
+)
 from .redaction import redact, refuse_credentials
 
 __all__ = [
+    "LANDING",
     "LANDING_ARTICLES",
     "LANDING_MERCHANTS",
     "LANDING_PLANS",
     "LANDING_SALES",
     "SUCCESS_MARKER",
+    "DropSnapshot",
     "Lake",
     "LakeStoreError",
     "LandingFile",
@@ -43,13 +61,12 @@ __all__ = [
     "s3_filesystem",
 ]
 
+LANDING = "landing"
 LANDING_SALES = "landing/sales"
 LANDING_PLANS = "landing/plans"
 LANDING_ARTICLES = "landing/articles"
 LANDING_MERCHANTS = "landing/merchants"
-SUCCESS_MARKER = "_SUCCESS"
 PART_FILE = "part-0.parquet"
-DATA_SUFFIXES = (".parquet", ".csv", ".csv.gz")
 # Row groups of this size keep readers' memory flat and let them skip by statistics.
 ROW_GROUP_ROWS = 1_000_000
 # Region assumed for an S3-compatible endpoint (MinIO, moto, ...) when none is configured.
@@ -88,10 +105,31 @@ def _names_the_store(method: Callable) -> Callable:
 
 @dataclass(frozen=True)
 class LandingFile:
-    """One data file of a landing drop, read as it is (never modified)."""
+    """One data file of a landing drop, read as it is (never modified).
+
+    Attributes:
+        path: Its path or URI.
+        frame: Its rows (a `pa.Table` when read with `parquet_as_tables`).
+        size: Bytes read.
+        checksum: SHA-256 of those bytes (local) or the object's ETag (S3).
+    """
 
     path: str
     frame: pd.DataFrame
+    size: int = 0
+    checksum: str = ""
+
+
+@dataclass(frozen=True)
+class DropSnapshot:
+    """A drop read as one snapshot: its files, and the content identity of what was read."""
+
+    files: list[LandingFile]
+    identity: str
+
+
+# On S3: (bucket, prefix) -> (key, size, ETag, LastModified epoch seconds) of every object.
+ObjectLister = Callable[[str, str], Iterable[tuple[str, int, str, float]]]
 
 
 _ARROW_STRINGS = {
@@ -169,10 +207,17 @@ class Lake:
         filesystem: A pyarrow filesystem to use instead of the one inferred from `root`
             (e.g. an `S3FileSystem` with an endpoint and credentials, see `s3_filesystem`).
         endpoint: The S3-compatible endpoint `filesystem` talks to, named in error messages.
+        list_objects: On S3, `list_objects(bucket, prefix)` yielding `(key, size, etag,
+            last_modified)` of every object under a prefix (one ListObjectsV2 page per 1,000
+            keys, say through boto3); without it each drop file's ETag costs a HEAD request.
     """
 
     def __init__(
-        self, root: str, filesystem: pafs.FileSystem | None = None, endpoint: str | None = None
+        self,
+        root: str,
+        filesystem: pafs.FileSystem | None = None,
+        endpoint: str | None = None,
+        list_objects: ObjectLister | None = None,
     ):
         root = root.rstrip("/")
         refuse_credentials(root)
@@ -186,6 +231,7 @@ class Lake:
         self.fs = filesystem
         self.base = path.rstrip("/")
         self.is_local = isinstance(filesystem, pafs.LocalFileSystem)
+        self._list_objects = list_objects
 
     def __repr__(self) -> str:
         return f"Lake({self.uri!r})"
@@ -209,16 +255,42 @@ class Lake:
         return self.drop_weeks(LANDING_PLANS)
 
     def drop_weeks(self, folder: str) -> dict[dt.date, float]:
-        """Weeks of complete drops (`<folder>/week=W/` with `_SUCCESS`), with the marker's mtime."""
+        """Weeks of complete drops (`<folder>/week=W/` with `_SUCCESS`), with the marker's mtime.
+
+        Which weeks have drops, no more: whether a drop is new, changed or ready to be read is
+        for `drops` to say.
+        """
         weeks: dict[dt.date, float] = {}
         for info in self._list(folder, recursive=True):
             parent, name = posixpath.split(info.path)
-            if name != SUCCESS_MARKER:
+            if name != SUCCESS_MARKER or info.type != pafs.FileType.File:
                 continue
             week = parse_partition_dir(posixpath.basename(parent), "week")
             if week is not None and info.mtime is not None:
                 weeks[week] = info.mtime.timestamp()
         return dict(sorted(weeks.items()))
+
+    def sales_drops(self) -> dict[dt.date, Drop]:
+        """Every weekly sales drop with a marker, with its content identity, oldest first."""
+        return self.drops(LANDING_SALES)
+
+    def drops(self, folder: str) -> dict[dt.date, Drop]:
+        """Every drop `<folder>/week=W/` with a marker: its content identity, or why it cannot
+        be read now (still arriving over an old marker, a link out of the landing zone, ...)."""
+        now = time.time()
+        found = {}
+        for name, listing in self._drop_listings(folder).items():
+            week = parse_partition_dir(name, "week")
+            if week is None or (listing.marker is None and listing.problem is None):
+                continue
+            problem = None
+            if listing.problem is not None:
+                problem = str(listing.problem)
+            elif listing.arriving(now):
+                problem = _arriving_message(self.uri_of_path(listing.folder))
+            identity = "" if problem else self._identity(listing)
+            found[week] = Drop(week, identity, len(listing.files), problem)
+        return dict(sorted(found.items()))
 
     def sales_drop_dir(self, week: dt.date) -> str:
         return self.drop_dir(LANDING_SALES, week)
@@ -237,32 +309,58 @@ class Lake:
     def read_drop(
         self, folder: str, week: dt.date, parquet_as_tables: bool = False
     ) -> list[LandingFile]:
-        """The data files of a complete drop `<folder>/week=W/`, read as they are.
+        """The data files of a complete drop `<folder>/week=W/`, read as one snapshot.
 
         `parquet_as_tables`: a parquet file's `frame` is the `pa.Table` as read, not converted
         to pandas (so neither is a failure of that conversion reported).
         """
+        return self.read_drop_snapshot(folder, week, parquet_as_tables).files
+
+    def read_drop_snapshot(
+        self, folder: str, week: dt.date, parquet_as_tables: bool = False
+    ) -> DropSnapshot:
+        """The data files of a complete drop and the content identity of exactly what was read.
+
+        The drop's listing is taken before reading and again after: a drop that changed in
+        between, or is still arriving over its previous marker, raises `DropChangedError`.
+
+        Raises:
+            FileNotFoundError: the drop has no `_SUCCESS` marker.
+            LandingDataError: a file is a link out of the landing zone, or not a regular file,
+                or cannot be read; `DropChangedError` as above.
+        """
         path = self.drop_dir(folder, week)
-        infos = [i for i in self._list_dir(path) if i.type == pafs.FileType.File]
-        names = {posixpath.basename(i.path) for i in infos}
-        if SUCCESS_MARKER not in names:
+        uri = self.uri_of_path(path)
+        before = self._drop_listing(path)
+        if before.problem is not None:
+            raise before.problem
+        if before.marker is None:
             what = "sales drop" if folder == LANDING_SALES else f"drop in {folder}"
             raise FileNotFoundError(
-                f"No complete {what} for week {week}: {self.uri_of_path(path)} has no "
+                f"No complete {what} for week {week}: {uri} has no "
                 f"{SUCCESS_MARKER} marker. Drop the week's files there, then the marker."
             )
-        return [
-            self._read_landing_file(i.path, parquet_as_tables)
-            for i in sorted(infos, key=lambda i: i.path)
-            if _is_data_file(i.path)
-        ]
+        if before.arriving(time.time()):
+            raise DropChangedError(uri, "*", _arriving_message(uri), hint=SAFE_REDROP_HINT)
+        try:
+            files = [
+                self._read_landing_file(posixpath.join(path, name), parquet_as_tables)
+                for name in sorted(before.files)
+            ]
+        except (LandingDataError, FileNotFoundError) as error:
+            # A file cut short by a writer reads as corrupt, one replaced as missing: say so.
+            self._refuse_changed(path, before, [], cause=error)
+            raise
+        self._refuse_changed(path, before, files)
+        identity = drop_identity((posixpath.basename(f.path), f.size, f.checksum) for f in files)
+        return DropSnapshot(files=files, identity=identity)
 
     def read_metadata(self, folder: str) -> list[LandingFile]:
         """All data files of a metadata folder such as `landing/articles` (empty if absent)."""
         return [
             self._read_landing_file(i.path)
             for i in self._list(folder, recursive=True)
-            if i.type == pafs.FileType.File and _is_data_file(i.path)
+            if i.type == pafs.FileType.File and is_data_name(posixpath.basename(i.path))
         ]
 
     @_names_the_store
@@ -625,16 +723,26 @@ class Lake:
 
     @_names_the_store
     def _read_landing_file(self, path: str, parquet_as_table: bool = False) -> LandingFile:
+        """One landing file read whole into memory, checksummed, then parsed from those bytes:
+        the checksum is of exactly what was parsed (SHA-256 locally, the ETag on S3)."""
+        if self.is_local:
+            refuse_outside_landing(path, self.path(LANDING))
         try:
+            with self.fs.open_input_file(path) as handle:
+                etag = (handle.metadata() or {}).get("ETag", b"") if not self.is_local else b""
+                data = handle.read()
+            checksum = etag.decode().strip('"') if etag else hashlib.sha256(data).hexdigest()
             if path.endswith(".parquet"):
                 # Page checksums, where the writer stored them, catch bytes corrupted in transit
                 # or at rest that would otherwise read back as other, valid-looking values.
-                table = pq.read_table(path, filesystem=self.fs, page_checksum_verification=True)
+                table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
                 frame = table if parquet_as_table else table.to_pandas()
             else:
                 # Everything as text: the contract validation decides types and reports bad cells.
-                with self.fs.open_input_stream(path, compression="detect") as stream:
-                    frame = pd.read_csv(stream, dtype=str, keep_default_na=False)
+                compression = "gzip" if path.endswith(".gz") else None
+                frame = pd.read_csv(
+                    io.BytesIO(data), dtype=str, keep_default_na=False, compression=compression
+                )
         except MemoryError:
             raise
         except Exception as error:
@@ -652,7 +760,121 @@ class Lake:
                 self.uri_of_path(path), "*", f"cannot be read as {kind}: {error}",
                 hint="Re-export the file and drop it again; the landing zone was left as it is.",
             ) from error  # fmt: skip
-        return LandingFile(path=self.uri_of_path(path), frame=frame)
+        return LandingFile(
+            path=self.uri_of_path(path), frame=frame, size=len(data), checksum=checksum
+        )
+
+    def _refuse_changed(
+        self,
+        path: str,
+        before: DropListing,
+        files: list[LandingFile],
+        cause: Exception | None = None,
+    ) -> None:
+        """Raises `DropChangedError` when the drop at `path` is not as `before` lists it, or a
+        file read has another size than listed."""
+        after = self._drop_listing(path)
+        changes = after.changes_since(before)
+        resized = [
+            posixpath.basename(f.path)
+            for f in files
+            if before.files[posixpath.basename(f.path)].size != f.size
+        ]
+        if after.problem is None and changes.empty and not resized:
+            return
+        raise DropChangedError(
+            self.uri_of_path(path),
+            "*",
+            "the drop changed while it was being read "
+            f"({len(changes) or len(resized)} files added, removed or rewritten), so it was "
+            "not used",
+            changes if not changes.empty else pd.DataFrame({"file": resized}),
+            hint=SAFE_REDROP_HINT,
+        ) from cause
+
+    def _drop_listing(self, path: str) -> DropListing:
+        """One drop folder's listing (see `drops.DropListing`)."""
+        if self.is_local:
+            return list_local_drop(path, self.path(LANDING))
+        return self._drop_listings_under(path).get("", DropListing(folder=path))
+
+    def _drop_listings(self, folder: str) -> dict[str, DropListing]:
+        """Every drop folder under `folder` by name (`week=...`), with its listing."""
+        base = self.path(folder)
+        if self.is_local:
+            if not os.path.isdir(base):
+                return {}
+            landing = self.path(LANDING)
+            return {
+                entry.name: list_local_drop(entry.path, landing)
+                for entry in os.scandir(base)
+                if entry.is_dir()
+            }
+        return {
+            name: listing
+            for name, listing in self._drop_listings_under(base, nested=True).items()
+            if name
+        }
+
+    @_names_the_store
+    def _drop_listings_under(self, base: str, nested: bool = False) -> dict[str, DropListing]:
+        """S3: the listings of the drop folder `base` (key "") or, `nested`, of its subfolders.
+
+        Objects come with their ETags from `list_objects`, else from a HEAD request each.
+        """
+        bucket, _, prefix = base.partition("/")
+        prefix = f"{prefix}/" if prefix else ""
+        if self._list_objects is not None:
+            objects = list(self._list_objects(bucket, prefix))
+        else:
+            objects = []
+            infos = self.fs.get_file_info(
+                pafs.FileSelector(base, allow_not_found=True, recursive=nested)
+            )
+            for info in infos:
+                if info.type != pafs.FileType.File:
+                    continue
+                name = posixpath.basename(info.path)
+                etag = self._etag(info.path) if is_data_name(name) else ""
+                modified = info.mtime.timestamp() if info.mtime else 0.0
+                objects.append((info.path.split("/", 1)[1], info.size, etag, modified))
+        grouped: dict[str, dict[str, FileVersion]] = {}
+        markers: dict[str, FileVersion] = {}
+        for key, size, etag, modified in objects:
+            rest = key[len(prefix) :]
+            folder, _, name = rest.rpartition("/") if nested else ("", "", rest)
+            if "/" in folder or (not nested and "/" in name):
+                continue
+            version = FileVersion(size=int(size), stamp=etag, changed=modified)
+            if name == SUCCESS_MARKER:
+                markers[folder] = version
+            elif is_data_name(name):
+                grouped.setdefault(folder, {})[name] = version
+        return {
+            folder: DropListing(
+                folder=posixpath.join(base, folder) if folder else base,
+                files=grouped.get(folder, {}),
+                marker=markers.get(folder),
+            )
+            for folder in set(grouped) | set(markers)
+        }
+
+    def _etag(self, path: str) -> str:
+        with self.fs.open_input_file(path) as handle:
+            return (handle.metadata() or {}).get("ETag", b"").decode().strip('"')
+
+    def _identity(self, listing: DropListing) -> str:
+        """The content identity of a listed drop, without reading it again where it is known."""
+        if self.is_local:
+            checksums = {
+                name: file_sha256(posixpath.join(listing.folder, name), version)
+                for name, version in listing.files.items()
+            }
+        else:
+            checksums = {name: version.stamp for name, version in listing.files.items()}
+        return drop_identity(
+            (name, version.size, checksums[name]) for name, version in listing.files.items()
+        )
 
     def _still_answers(self, path: str) -> bool:
         try:
@@ -755,9 +977,12 @@ def _is_store_error(error: BaseException) -> bool:
     return not isinstance(error, FileNotFoundError) and "AWS Error" in str(error)
 
 
-def _is_data_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    return not name.startswith((".", "_")) and name.endswith(DATA_SUFFIXES)
+def _arriving_message(uri: str) -> str:
+    return (
+        f"{uri} is still arriving: its files changed after its {SUCCESS_MARKER} marker was "
+        f"written (a re-drop over the previous drop's marker), so it is not read until the "
+        f"marker is written again, or nothing in it changed for {DROP_QUIET_SECONDS:.0f} s"
+    )
 
 
 def parse_partition_dir(name: str, key: str) -> dt.date | None:

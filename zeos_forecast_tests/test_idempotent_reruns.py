@@ -2,9 +2,10 @@
 temporary files, in every dataset.
 
 A small lake is forecast for two weeks, as the CLI does (`launch.forecast_week`). Then every drop
-arrives again unchanged (its `_SUCCESS` marker is rewritten), so the history of the window is
-validated again in one range run (a backfill over weeks that exist), the newer week is forecast
-again, then the older one. The lake must end as it began, row for row apart from the run ids.
+arrives again with the same rows under another file name (a drop's identity is its files' names,
+sizes and checksums), so the history of the window is validated again in one range run (a
+backfill over weeks that exist), the newer week is forecast again, then the older one. The lake
+must end as it began, row for row apart from the run ids.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def reruns(landing_factory, tmp_path_factory, fast_forecast) -> Reruns:
         first = snapshot(root)
         time.sleep(0.01)  # so that a rewritten file's mtime differs from the first one's
         for marker in (root / LANDING_SALES).glob(f"*/{SUCCESS_MARKER}"):
-            marker.touch()  # every drop arrives again, unchanged
+            # Every drop arrives again, the same rows under another name, the marker last.
+            (marker.parent / "part-0.parquet").rename(marker.parent / "again.parquet")
+            marker.touch()
         validated = forecast(NEXT_WEEK).history_weeks_validated
         forecast(WEEK)
         yield Reruns(root, instance, first, snapshot(root), validated)

@@ -79,6 +79,7 @@ def as_csv_drops(root: Path) -> Path:
         frame = pd.read_parquet(folder / "part-0.parquet")
         (folder / "part-0.parquet").unlink()
         frame.to_csv(folder / "part-0.csv", index=False)
+        (folder / "_SUCCESS").touch()  # files first, the marker last
     return root
 
 

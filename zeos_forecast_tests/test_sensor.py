@@ -190,6 +190,7 @@ def test_a_failed_history_run_is_not_followed_by_a_forecast(
     frame = pd.read_parquet(bad)
     frame.loc[0, "units_sold"] = -5.0
     frame.to_parquet(bad, index=False)
+    (bad.parent / "_SUCCESS").touch()  # files first, the marker last
     first = tick(instance, lake, None)
 
     assert not execute(first.run_requests[0], lake, instance, fast_forecast, fast_window)
@@ -206,6 +207,7 @@ def test_the_weeks_of_a_failed_run_are_validated_again_once_the_bad_drop_is_corr
     bad = Path(Lake(str(lake)).sales_drop_dir(bad_week)) / "part-0.parquet"
     good = pd.read_parquet(bad)
     good.assign(units_sold=-1.0).to_parquet(bad, index=False)
+    (bad.parent / "_SUCCESS").touch()
     first = tick(instance, lake, None)
     assert not execute(first.run_requests[0], lake, instance, fast_forecast, fast_window)
 
@@ -214,6 +216,7 @@ def test_the_weeks_of_a_failed_run_are_validated_again_once_the_bad_drop_is_corr
     assert SensorState.from_cursor(waiting.cursor).seen == {}
 
     good.to_parquet(bad, index=False)
+    (bad.parent / "_SUCCESS").touch()
     retry = tick(instance, lake, waiting.cursor)
     [request] = retry.run_requests
     oldest = LAST - dt.timedelta(weeks=WEEKS - 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import dagster as dg
 
 from ..core.progress import Report
 from ..core.settings import ForecastSettings
+from ..drops import IDENTITY_FOOTER_KEY
 from ..storage import LANDING_SALES, Lake
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
@@ -48,6 +50,8 @@ __all__ = [
 
 # The embedded default: local run and event storage under DAGSTER_HOME (see README for production).
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
+# Footers of sales_history partitions read at once when planning (requests in flight on S3).
+FOOTER_READERS = 8
 
 
 class RunFailed(RuntimeError):
@@ -98,9 +102,9 @@ def forecast_week(
     history_weeks = window_config.get("history_weeks", ForecastSettings().history_weeks)
     outcome = WeekRun(week=week)
     lake = open_lake(lake_root)
-    drop_weeks = lake.sales_drop_weeks()
-    _check_partition_range(week, history_weeks, list(drop_weeks))
-    if week not in drop_weeks:
+    drops = lake.sales_drops()
+    _check_partition_range(week, history_weeks, list(drops))
+    if week not in drops:
         raise RunFailed(
             f"No complete sales drop for week {week} under {lake.uri}: "
             f"landing/sales/week={week}/ needs its files and a _SUCCESS marker."
@@ -182,7 +186,7 @@ def validate_drops(
             or with the failing step's error message.
     """
     lake = open_lake(lake_root)
-    drop_weeks = [w for w in lake.sales_drop_weeks() if w <= week]
+    drop_weeks = [w for w in lake.sales_drops() if w <= week]
     if not drop_weeks:
         raise RunFailed(
             f"No complete sales drop up to week {week} under {lake.uri}: a drop is "
@@ -226,18 +230,42 @@ def history_runs_needed(
 ) -> list[tuple[dt.date, dt.date]]:
     """Contiguous week ranges of the window whose `sales_history` must be (re)materialized.
 
-    A week is stale when its drop is newer than its partition file, or, given an instance, when
-    the instance has no record of materializing it (say a range run failed on a later week after
-    writing this one): the instance, not the lake, is what the UI shows.
+    A week is stale when its partition was made from another drop than the one there now (the
+    drop's content identity differs from the one the partition's footer records, whatever the
+    files' times), when it has no partition, or, given an instance, when the instance has no
+    record of materializing it (say a range run failed on a later week after writing this one):
+    the instance, not the lake, is what the UI shows.
+
+    Raises:
+        RunFailed: when a drop of the window cannot be read now (still arriving over its old
+            marker, a link out of the landing zone, ...), or is named by another day than Monday.
     """
     first = week - dt.timedelta(weeks=history_weeks - 1)
-    drops = {w: m for w, m in lake.sales_drop_weeks().items() if first <= w <= week}
+    drops = {w: d for w, d in lake.sales_drops().items() if first <= w <= week}
     _refuse_misnamed_drops(list(drops))
-    done = lake.partitions(SALES_HISTORY, "week")
+    unready = [d for d in drops.values() if not d.ready]
+    if unready:
+        raise RunFailed(
+            f"The drop of {unready[0].week} cannot be read now ({len(unready)} of the window's "
+            f"drops):\n{unready[0].problem}"
+        )
+    done = set(lake.partitions(SALES_HISTORY, "week"))
     if instance is not None:
         recorded = instance.get_materialized_partitions(dg.AssetKey(SALES_HISTORY))
-        done = {w: mtime for w, mtime in done.items() if w.isoformat() in recorded}
-    return week_ranges([w for w, marker_time in drops.items() if done.get(w, -1.0) < marker_time])
+        done = {w for w in done if w.isoformat() in recorded}
+    validated = _validated_identities(lake, [w for w in drops if w in done])
+    return week_ranges([w for w, d in drops.items() if validated.get(w) != d.identity])
+
+
+def _validated_identities(lake: Lake, weeks: list[dt.date]) -> dict[dt.date, str | None]:
+    """The drop identity each week's `sales_history` partition records (None: none recorded)."""
+
+    def identity(week: dt.date) -> str | None:
+        return lake.partition_footer(SALES_HISTORY, "week", week).get(IDENTITY_FOOTER_KEY)
+
+    # One footer each: on S3 a couple of requests, so several at once.
+    with ThreadPoolExecutor(max_workers=FOOTER_READERS) as pool:
+        return dict(zip(weeks, pool.map(identity, weeks), strict=True))
 
 
 def _refuse_misnamed_drops(weeks: list[dt.date]) -> None:

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ..core.compute import ENGINES, EngineSettings
 from ..redaction import redact, refuse_credentials
-from ..storage import Lake, s3_filesystem
+from ..storage import Lake, ObjectLister, s3_filesystem
 
 __all__ = ["LAKE_TAG", "ComputeResource", "LakeResource", "lake_tags"]
 
@@ -52,7 +52,12 @@ class LakeResource(dg.ConfigurableResource):
             return Lake(self.root)
         bucket = self.root.removeprefix("s3://").split("/", 1)[0]
         filesystem = _filesystem(self.s3, bucket)
-        return Lake(self.root, filesystem=filesystem, endpoint=self.s3.endpoint_url)
+        return Lake(
+            self.root,
+            filesystem=filesystem,
+            endpoint=self.s3.endpoint_url,
+            list_objects=_object_lister(self.s3),
+        )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
@@ -119,6 +124,33 @@ def _filesystem(s3: S3Resource, bucket: str) -> pafs.S3FileSystem:
         use_ssl=s3.use_ssl,
         max_attempts=s3.max_attempts,
     )
+
+
+def _object_lister(s3: S3Resource) -> ObjectLister:
+    """Lists objects with their ETags through boto3 (pyarrow's listings carry no ETag).
+
+    A request the client gave up on raises an `OSError` that the lake reports as a store failure
+    (`LakeStoreError`, naming the lake and endpoint), as it does pyarrow's.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def list_objects(bucket: str, prefix: str) -> Iterator[tuple[str, int, str, float]]:
+        try:
+            pages = (
+                s3.get_client()
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=bucket, Prefix=prefix)
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    modified = item["LastModified"].timestamp()
+                    yield item["Key"], int(item["Size"]), item["ETag"].strip('"'), modified
+        except (BotoCoreError, ClientError) as error:
+            raise OSError(
+                f"AWS Error during ListObjectsV2 ({type(error).__name__}): {error}"
+            ) from error
+
+    return list_objects
 
 
 def _profile_credentials(profile: str) -> tuple[str | None, str | None, str | None]:

@@ -12,6 +12,7 @@ from ..core.contract import LandingDataError, validate_sales_drop
 from ..core.contract_arrow import SKU_ORDER, validate_sales_tables
 from ..core.demand import derive_demand_table
 from ..core.progress import Progress
+from ..drops import IDENTITY_FOOTER_KEY, SAFE_REDROP_HINT, DropChangedError
 from ..storage import LANDING_SALES, Lake
 from .metadata import PREVIEW_ROWS, peak_memory_mb, preview
 from .partitions import weekly_partitions, weeks_in_window
@@ -90,34 +91,47 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
 
 
 def _history_week(store: Lake, week: dt.date) -> pa.Table:
-    """The `sales_history` partition of `week`: its drop validated, sorted by SKU, with demand."""
+    """The `sales_history` partition of `week`: its drop validated, sorted by SKU, with demand.
+
+    The file's footer records the content identity of the drop it was made from, so that a run
+    planner can tell whether the drop changed since (`IDENTITY_FOOTER_KEY`).
+    """
     try:
-        drop = _validated_drop(store, week)
+        drop, identity = _validated_drop(store, week)
     except LandingDataError as error:
         raise landing_failure(error) from error
     except FileNotFoundError as error:
         raise dg.Failure(description=str(error), allow_retries=False) from error
-    return derive_demand_table(drop.drop_columns("week"))
+    table = derive_demand_table(drop.drop_columns("week"))
+    return table.replace_schema_metadata({IDENTITY_FOOTER_KEY: identity})
 
 
-def _validated_drop(store: Lake, week: dt.date) -> pa.Table:
-    """The week's drop, validated and sorted by SKU.
+def _validated_drop(store: Lake, week: dt.date) -> tuple[pa.Table, str]:
+    """The week's drop, validated and sorted by SKU, and the content identity of what was read.
 
     Arrow's checks vouch for a drop of well-formed parquet files. Any other drop (CSV, unusual
     types, a broken rule) is validated as pandas reads it (its parquet files are read again for
-    that), which accepts it or names the file, column and rows exactly.
+    that), which accepts it or names the file, column and rows exactly. Each read is one
+    snapshot of the drop; two reads that saw different drops fail (`DropChangedError`).
     """
-    files = store.read_drop(LANDING_SALES, week, parquet_as_tables=True)
+    snapshot = store.read_drop_snapshot(LANDING_SALES, week, parquet_as_tables=True)
+    files = snapshot.files
     tables = [(f.path, f.frame) for f in files if isinstance(f.frame, pa.Table)]
     if tables and len(tables) == len(files):
         validated = validate_sales_tables(tables, week)
         if validated is not None:
-            return validated
+            return validated, snapshot.identity
     if tables:
-        files = store.read_sales_drop(week)
+        again = store.read_drop_snapshot(LANDING_SALES, week)
+        if again.identity != snapshot.identity:
+            folder = store.uri_of_path(store.sales_drop_dir(week))
+            raise DropChangedError(
+                folder, "*", "the drop changed between two reads of it", hint=SAFE_REDROP_HINT
+            )
+        files = again.files
     drop = validate_sales_drop([(f.path, f.frame) for f in files], week)
     table = pa.Table.from_pandas(drop, preserve_index=False).replace_schema_metadata()
-    return table.sort_by(SKU_ORDER)
+    return table.sort_by(SKU_ORDER), snapshot.identity
 
 
 def _wait(write: Future | None) -> None:

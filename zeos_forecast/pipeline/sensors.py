@@ -10,7 +10,9 @@ Each tick compares the complete drops of the landing zone with the cursor:
 - A week counts as validated only when its run succeeded. The weeks of a failed run are validated
   again, all of them, once any drop among them changes; the same content is not retried.
 - Run keys carry the drops' content identity: the same drop never triggers twice, a corrected
-  re-drop of an old week does.
+  re-drop of an old week does, whatever its files' times (`cp -a`, `rsync -a`, `mv`).
+- A drop that cannot be read now (still arriving over its old marker, a link out of the landing
+  zone) is logged and looked at again on the next tick.
 - Drops for weeks outside the partitions (not yet ended, or before the first) are reported once
   and picked up when their week becomes a partition.
 """
@@ -69,7 +71,12 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
     """Validates every new or corrected weekly drop, then forecasts the latest week."""
     state = SensorState.from_cursor(context.cursor)
     _settle_history_runs(context.instance, state)
-    drops = _drops_in_partitions(context, landing.complete_drops(), state)
+    listed = landing.complete_drops()
+    for drop in listed.values():
+        if not drop.ready:  # looked at again on every tick: picked up once it can be read
+            context.log.warning(f"Not reading the drop of {drop.week} yet: {drop.problem}")
+    ready = {week: drop for week, drop in listed.items() if drop.ready}
+    drops = _drops_in_partitions(context, ready, state)
     validating = {w: i for weeks in state.in_flight.values() for w, i in weeks.items()}
     changed = {
         week: drop
