@@ -254,6 +254,7 @@ def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
             "target_transform": args.target_transform,
             "calibration_weeks": args.calibration_weeks,
             "calibrate_point": args.calibrate_point,
+            "level_twin": args.level_twin,
             "learning_rate": args.learning_rate,
             "lags": args.lags,
             "rolling_windows": args.rolling_windows,
@@ -537,6 +538,12 @@ def _model_options(command: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help="scale a mape point forecast by the factor that minimises its relative error on "
         "the held-back weeks (default on)",
+    )
+    command.add_argument(
+        "--level-twin",
+        action=argparse.BooleanOptionalAction,
+        help="average the point model with a twin that learns demand relative to each SKU's "
+        "level (default on)",
     )
     command.add_argument("--learning-rate", type=float, help=f"default {DEFAULTS.learning_rate}")
     command.add_argument(

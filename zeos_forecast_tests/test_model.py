@@ -1,6 +1,7 @@
 """Tests of the forecast settings and of train-and-score on small generated panels."""
 
 import datetime as dt
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -17,10 +18,15 @@ from zeos_forecast.core.features import (
     regular_price_column,
 )
 from zeos_forecast.core.model import (
+    LEVEL_COLUMN,
+    POINT,
     POINT_FACTOR_BOUNDS,
     QUANTILE_MIN_ROWS,
     QUANTILE_ROWS_SHARE,
+    TWIN,
     USUAL_WEEKS,
+    RelativeInputs,
+    _AlongPointPath,
     fit_models,
     future_inputs,
     make_forecaster,
@@ -465,3 +471,102 @@ def test_quantile_models_follow_the_weights_not_the_row_counts():
     lowest = forecaster.models_[quantile_column(0.1)].predict(inputs)
     assert median[0] == pytest.approx(10.0, abs=0.5)
     assert lowest[0] == pytest.approx(0.0, abs=0.5)
+
+
+# ---- the level twin ----
+
+RELATIVE_COLUMNS = ["lag1", "rolling_mean_lag1_window_size4", LEVEL_COLUMN, "price", "week_of_year"]
+
+
+def test_the_level_twin_sees_the_target_inputs_as_shares_of_the_level():
+    relative = RelativeInputs.of(RELATIVE_COLUMNS)
+    matrix = np.array(
+        [[4, 2, 2, 9.5, 10], [0, 0, 0, 3.0, 11], [1, 1, np.nan, 3.0, 12]], dtype="float32"
+    )
+
+    scaled, level = relative.scale(matrix)
+
+    assert scaled[0].tolist() == [2, 1, 1, 9.5, 10]  # price and calendar stay as they are
+    assert level.tolist() == [2, 0, 0]  # no sales so far, or no level yet: no level
+    assert matrix[0].tolist() == [4, 2, 2, 9.5, 10]  # the caller's matrix is not changed
+
+
+@given(
+    level=st.floats(0.001, 1e6, allow_nan=False),
+    lags=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=2, max_size=2),
+)
+def test_target_inputs_divided_by_the_level_and_multiplied_back_are_the_inputs(level, lags):
+    relative = RelativeInputs.of(RELATIVE_COLUMNS)
+    matrix = np.array([[lags[0], lags[1], level, 1.0, 7.0]], dtype="float32")
+
+    scaled, found = relative.scale(matrix)
+
+    restored = scaled[0, relative.scaled] * np.float32(found[0])
+    assert restored == pytest.approx(matrix[0, relative.scaled], rel=1e-5)
+
+
+def test_inputs_without_a_level_get_no_twin():
+    assert RelativeInputs.of(["lag1", "price"]) is None
+
+
+class _Stub:
+    """A model of fixed predictions (NaN: no forecast for that row), on the frame's values."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values, dtype="float64")
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame.to_numpy(dtype="float32")
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        return self.values[: len(matrix)]
+
+
+def test_the_forecast_path_follows_the_mean_of_the_point_model_and_its_twin():
+    settings = ForecastSettings(quantiles=(0.5,), threads=1)
+    models = {POINT: _Stub([10.0, 10.0]), TWIN: _Stub([20.0, np.nan]), "q50": _Stub([4.0, 6.0])}
+    path = _AlongPointPath(models, settings, np.array([1, 2]))
+
+    point = path.predict(pd.DataFrame({"lag1": [1.0, 0.0]}))
+
+    # The second SKU has no level yet: its point model alone.
+    assert point.tolist() == [15.0, 10.0]
+    assert path.steps[0]["q50"].tolist() == [4.0, 6.0]
+
+
+def test_a_fitted_twin_forecasts_in_units_and_not_for_skus_without_a_level():
+    # Demand is three times the level, whatever the level: the relation the twin learns.
+    rng = np.random.default_rng(3)
+    level = np.repeat([1.0, 10.0, 100.0], 400).astype("float32")
+    x = pd.DataFrame(
+        {"weight": np.ones(len(level), dtype="float32"), "lag1": level, LEVEL_COLUMN: level}
+    )
+    y = (3 * level * rng.uniform(0.9, 1.1, len(level))).astype("float32")
+    fitted = ForecastSettings(
+        n_estimators=5,
+        point_estimators=60,
+        threads=1,
+        target_transform="none",
+        point_objective="l2",
+        min_child_samples=20,
+    )
+    forecaster = make_forecaster(fitted)
+
+    fit_models(forecaster, x, y, Progress("fitting", fitted.trees_per_fit, "trees", None), fitted)
+
+    twin = forecaster.models_[TWIN]
+    inputs = pd.DataFrame({"lag1": [1.0, 100.0, 0.0], LEVEL_COLUMN: [1.0, 100.0, 0.0]})
+    predicted = twin.predict(inputs)
+    assert predicted[:2] == pytest.approx([3.0, 300.0], rel=0.1)
+    assert np.isnan(predicted[2])
+
+
+def test_without_the_level_twin_only_the_point_model_forecasts(features, table):
+    settings = replace(SETTINGS, level_twin=False)
+
+    alone = train_and_score(features, ORIGIN, settings).table
+
+    # A mean point (intermittent demand): as many trees as each quantile model, once, not twice.
+    assert settings.resolved(0.5).trees_per_fit == 4 * SETTINGS.n_estimators
+    assert SETTINGS.resolved(0.5).trees_per_fit == 5 * SETTINGS.n_estimators
+    assert not np.allclose(alone["forecast"], table["forecast"])

@@ -299,7 +299,7 @@ def train_and_score_sharded(
     seconds["sample"] = time.perf_counter() - started
 
     fits = 2 if settings.calibration_weeks else 1
-    per_fit = settings.point_estimators + settings.n_estimators * len(settings.quantiles)
+    per_fit = settings.trees_per_fit
     trees = Progress("fitting LightGBM", per_fit * fits, "trees", report)
     sample = concat_frames(calibration_frames)
     del calibration_frames

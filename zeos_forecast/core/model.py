@@ -35,11 +35,22 @@ from .compute import usable_cores
 from .contract import KEY_COLUMNS
 from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
-from .settings import RELATIVE_ERROR_OBJECTIVES, ForecastSettings
+from .settings import RELATIVE_ERROR_OBJECTIVES, RELATIVE_POINT_CAPACITY, ForecastSettings
 
 __all__ = ["ForecastResult", "FutureInputs", "future_inputs", "train_and_score", "week_of_year"]
 
 POINT = "forecast"
+# The point model's twin that learns demand relative to each SKU's level (`level_twin`).
+TWIN = "forecast_level"
+# A row's level: the SKU's mean weekly demand in the window up to the week before (a feature
+# mlforecast computes anyway, so the recursion updates it with the forecast itself).
+LEVEL_COLUMN = "expanding_mean_lag1"
+# Inputs computed from the target (lags and their windows): the twin sees them divided by the
+# level, so that slow and fast sellers share one pattern of relative movements.
+TARGET_INPUT_PREFIXES = ("lag", "rolling_", "expanding_")
+# Rows whose level is at most this (a SKU without sales so far) have no relative demand: the
+# twin neither learns from them nor forecasts them, the point model alone does.
+LEVEL_FLOOR = 1e-6
 # Beyond this many training rows, the quantile models fit on this share of them (`fit_models`).
 QUANTILE_MIN_ROWS = 300_000
 QUANTILE_ROWS_SHARE = 1 / 3
@@ -118,7 +129,7 @@ def train_and_score(
     zero_share = float((observed <= 0).mean()) if len(observed) else 0.0
     settings = settings.resolved(zero_share)
     fits = 2 if settings.calibration_weeks else 1
-    per_fit = settings.point_estimators + settings.n_estimators * len(settings.quantiles)
+    per_fit = settings.trees_per_fit
     trees = Progress("fitting LightGBM", per_fit * fits, "trees", report)
     future = future_inputs(features, origin, settings.horizon, dynamic, plans)
     offsets = None
@@ -294,6 +305,8 @@ def fit_models(
     params["num_threads"] = params.pop("n_jobs")
     params["seed"] = params.pop("random_state")
     objectives = {POINT: {"objective": settings.point_objective}}
+    if settings.point_objective in RELATIVE_ERROR_OBJECTIVES:
+        objectives[POINT] |= RELATIVE_POINT_CAPACITY
     objectives |= {
         column: {"objective": "quantile", "alpha": level}
         for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True)
@@ -314,6 +327,25 @@ def fit_models(
             callbacks=[lambda _env: trees.advance()],
         )
         models[name] = FittedBooster(booster, list(inputs.columns), categories)
+    relative = RelativeInputs.of(list(inputs.columns)) if settings.level_twin else None
+    if relative is not None:
+        scaled, level = relative.scale(matrix)
+        rows = level > LEVEL_FLOOR
+        if rows.any():
+            twin_rows = lgb.Dataset(
+                scaled[rows],
+                label=label[rows] / level[rows].astype("float32"),
+                weight=weight[rows],
+                params={"verbosity": -1, "seed": settings.seed},
+                **described,
+            )
+            booster = lgb.train(
+                {**params, **objectives[POINT]},
+                twin_rows,
+                num_boost_round=settings.point_estimators or rounds,
+                callbacks=[lambda _env: trees.advance()],
+            )
+            models[TWIN] = FittedBooster(booster, list(inputs.columns), categories, False, relative)
     forecaster.models_ = models
 
 
@@ -379,6 +411,34 @@ def as_matrix(frame: pd.DataFrame, categories: dict[str, pd.Index]) -> np.ndarra
     return matrix
 
 
+@dataclass(frozen=True)
+class RelativeInputs:
+    """How the level twin sees a row: its target-derived inputs divided by the row's level.
+
+    Attributes:
+        level: Position of `LEVEL_COLUMN` in the input matrix.
+        scaled: Positions of the inputs computed from the target (`TARGET_INPUT_PREFIXES`).
+    """
+
+    level: int
+    scaled: tuple[int, ...]
+
+    @classmethod
+    def of(cls, columns: list[str]) -> RelativeInputs | None:
+        if LEVEL_COLUMN not in columns:
+            return None
+        scaled = tuple(i for i, c in enumerate(columns) if c.startswith(TARGET_INPUT_PREFIXES))
+        return cls(columns.index(LEVEL_COLUMN), scaled)
+
+    def scale(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The matrix with its target inputs divided by the level, and the level (0 for NaN)."""
+        level = np.nan_to_num(matrix[:, self.level].astype("float64"), nan=0.0)
+        scaled = matrix.copy()
+        divisor = np.maximum(level, LEVEL_FLOOR).astype("float32")[:, None]
+        scaled[:, self.scaled] = matrix[:, self.scaled] / divisor
+        return scaled, level
+
+
 class FittedBooster:
     """A fitted LightGBM booster with the `predict(frame)` mlforecast calls.
 
@@ -389,6 +449,8 @@ class FittedBooster:
         threads: Threads of `predict` (None: those the booster was trained with).
         compiled: Predict through the forest compiled to native code (`core/compiled.py`, the
             same numbers) instead of LightGBM's own `predict`.
+        relative: The booster learnt demand relative to the level (`RelativeInputs`): `predict`
+            takes the usual inputs and returns demand (NaN where a row has no level).
     """
 
     def __init__(
@@ -397,17 +459,21 @@ class FittedBooster:
         columns: list[str],
         categories: dict[str, pd.Index],
         compiled: bool = False,
+        relative: RelativeInputs | None = None,
     ):
         self.booster_ = booster
         self.columns = columns
         self.categories = categories
         self.compiled = compiled
+        self.relative = relative
         self.threads: int | None = None
         self._text: tuple[str, str] | None = None  # the model's text and its digest, once
 
     def with_threads(self, threads: int) -> FittedBooster:
         """The same booster, predicting with `threads` threads."""
-        model = FittedBooster(self.booster_, self.columns, self.categories, self.compiled)
+        model = FittedBooster(
+            self.booster_, self.columns, self.categories, self.compiled, self.relative
+        )
         model.threads, model._text = threads, self._text
         return model
 
@@ -420,6 +486,12 @@ class FittedBooster:
 
     def predict(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         matrix = frame if isinstance(frame, np.ndarray) else self.matrix(frame)
+        if self.relative is None:
+            return self._predict(matrix)
+        scaled, level = self.relative.scale(matrix)
+        return np.where(level > LEVEL_FLOOR, self._predict(scaled) * level, np.nan)
+
+    def _predict(self, matrix: np.ndarray) -> np.ndarray:
         if self.compiled:
             trained = self.booster_.params.get("num_threads")
             return self._forest().predict(matrix, self.threads or trained or os.cpu_count() or 1)
@@ -635,12 +707,14 @@ class _AlongPointPath:
 
     At each step mlforecast hands over the point model's features (lags fed with its own
     forecasts); they are turned into a matrix once and every quantile model is evaluated on it,
-    so all quantiles describe the same expected path. Rows come in the order of the (sorted)
+    so all quantiles describe the same expected path. With a level twin (`TWIN`), the point is
+    the mean of the point model and its twin. Rows come in the order of the (sorted)
     `ids` given to `predict`; their index is positional, not the series id.
     """
 
     def __init__(self, models: dict[str, FittedBooster], settings: ForecastSettings, ids):
         self.point = models[POINT]
+        self.twin = models.get(TWIN)
         self.quantiles = {c: models[c] for c in settings.quantile_columns}
         self.inverse = _inverse(settings)  # mlforecast inverts the point forecast itself
         self.ids = ids
@@ -656,7 +730,13 @@ class _AlongPointPath:
         if self.inverse is not None:
             scores = {name: self.inverse(values) for name, values in scores.items()}
         self.steps.append(pd.DataFrame(scores))
-        return self.point.predict(matrix)
+        point = self.point.predict(matrix)
+        if self.twin is None:
+            return point
+        # The path follows the mean of the two point models (the point model alone where the
+        # SKU has no level yet); the blend is on the scale the models learnt (`target_transform`).
+        twin = self.twin.predict(matrix)
+        return np.where(np.isnan(twin), point, (point + twin) / 2)
 
     def frame(self, origin: pd.Timestamp) -> pd.DataFrame:
         """Quantile scores with `unique_id` and `ds`, one block per horizon step."""

@@ -10,6 +10,7 @@ __all__ = [
     "INTERMITTENT_ZERO_SHARE",
     "PREDICTORS",
     "RELATIVE_ERROR_OBJECTIVES",
+    "RELATIVE_POINT_CAPACITY",
     "RELATIVE_POINT_TREES",
     "TARGET_TRANSFORMS",
     "ForecastSettings",
@@ -28,6 +29,18 @@ RELATIVE_ERROR_OBJECTIVES = ("mape",)
 # towards the data by small steps; 100 trees left Dominick's forecasts far below it
 # (docs/accuracy.md).
 RELATIVE_POINT_TREES = 400
+# Tree capacity of a relative-error point model (and its level twin), as TSPerf's LightGBM entry
+# tuned it on Dominick's orange juice: large leaves keep the point from chasing single weeks
+# (Dominick's: 45.3 % MAPE with the capacity of the other models, 39.1 % with this). The mean
+# and quantile models keep `num_leaves` and the rest: on VN2 the mean point was the same either
+# way, and these leaves cost the 1M benchmark ~40 s (docs/accuracy.md, docs/scale.md).
+RELATIVE_POINT_CAPACITY = {
+    "num_leaves": 124,
+    "min_child_samples": 340,
+    "colsample_bytree": 0.65,
+    "subsample": 0.87,
+    "subsample_freq": 19,
+}
 
 
 @dataclass(frozen=True)
@@ -64,14 +77,20 @@ class ForecastSettings:
         n_estimators: Trees per LightGBM model (the quantile models, and a mean point model).
         point_estimators: Trees of the point model; 0 (default): `n_estimators`, or
             `RELATIVE_POINT_TREES` when the point objective is a relative error.
+        level_twin: Fit a twin of the point model on each SKU's demand relative to its level
+            (its mean weekly demand so far; lags and their windows divided by it, the target
+            too) and forecast the mean of the two. One model for all SKUs learns the
+            movements of fast sellers in units; its twin learns every SKU's movements as
+            shares of its own level; averaged, the errors of the two partly cancel. Costs a
+            second point model (fit and scoring). Chosen by backtest: docs/accuracy.md.
         learning_rate: LightGBM learning rate.
         num_leaves: Leaves per tree.
         min_child_samples: Minimum rows in a leaf.
         feature_fraction: Share of the inputs each tree may split on.
         bagging_fraction: Share of the rows each tree is fitted on, drawn again every
-            `bagging_freq` trees (`bagging_freq` 0: every row, always). These four defaults
-            are the values TSPerf's LightGBM entry tuned on Dominick's orange juice; large
-            leaves keep a relative-error point from chasing single weeks (docs/accuracy.md).
+            `bagging_freq` trees (`bagging_freq` 0: every row, always). These five are the
+            capacity of the mean and quantile models; a relative-error point model and its
+            twin take `RELATIVE_POINT_CAPACITY` (TSPerf's tuned values) instead.
         seed: Random seed; with the same input and settings the forecast is identical.
         threads: Threads for LightGBM and feature computation (0 = all cores).
         lgbm_params: Any further LightGBM parameters, passed through as they are.
@@ -95,12 +114,13 @@ class ForecastSettings:
     train_rows: int = 1_000_000
     n_estimators: int = 100
     point_estimators: int = 0
+    level_twin: bool = True
     learning_rate: float = 0.1
-    num_leaves: int = 124
-    min_child_samples: int = 340
-    feature_fraction: float = 0.65
-    bagging_fraction: float = 0.87
-    bagging_freq: int = 19
+    num_leaves: int = 63
+    min_child_samples: int = 20
+    feature_fraction: float = 1.0
+    bagging_fraction: float = 1.0
+    bagging_freq: int = 0
     seed: int = 0
     threads: int = 0
     lgbm_params: dict[str, Any] = field(default_factory=dict)
@@ -166,6 +186,12 @@ class ForecastSettings:
         return replace(
             self, target_transform=transform, point_objective=objective, point_estimators=trees
         )
+
+    @property
+    def trees_per_fit(self) -> int:
+        """Trees fitted in one fit of the resolved settings (the progress of a fit)."""
+        points = 2 if self.level_twin else 1
+        return self.point_estimators * points + self.n_estimators * len(self.quantiles)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

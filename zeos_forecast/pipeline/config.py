@@ -70,6 +70,11 @@ class ForecastConfig(dg.Config):
         DEFAULTS.point_estimators,
         description="Trees of the point model; 0: `n_estimators`, or 400 for a `mape` point.",
     )
+    level_twin: bool = Field(
+        DEFAULTS.level_twin,
+        description="Average the point model with a twin fitted on demand relative to each "
+        "SKU's level (its mean weekly demand so far).",
+    )
     learning_rate: float = Field(DEFAULTS.learning_rate, description="LightGBM learning rate.")
     num_leaves: int = Field(DEFAULTS.num_leaves, description="Leaves per tree.")
     min_child_samples: int = Field(DEFAULTS.min_child_samples, description="Minimum rows per leaf.")
