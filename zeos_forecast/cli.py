@@ -7,19 +7,29 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import get_type_hints
 
 from .core.compute import ENGINES
 from .core.reference import REFERENCE_MODELS
-from .core.settings import PREDICTORS, TARGET_TRANSFORMS, ForecastSettings
+from .core.settings import (
+    SETTING_CHOICES,
+    WINDOW_SETTINGS,
+    ForecastSettings,
+    model_settings,
+    setting_descriptions,
+)
 from .pipeline.environment import lake_root
 from .redaction import redact
 
 __all__ = ["main"]
 
 DEFAULTS = ForecastSettings()
+# Where a setting's description ends its first sentence (its option's help).
+_FIRST_SENTENCE = re.compile(r"(?<=[\w)`])\.\s+(?=[A-Z`])")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -242,28 +252,13 @@ def _bench_backfill(args: argparse.Namespace) -> int:
 def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
     """Run config of `demand_forecast` and `demand_features` from the model options given."""
     forecast_config = {
-        k: v
-        for k, v in {
-            "horizon": args.horizon,
-            "quantiles": args.quantiles,
-            "seed": args.seed,
-            "threads": args.threads,
-            "n_estimators": args.n_estimators,
-            "point_estimators": args.point_estimators,
-            "point_objective": args.point_objective,
-            "target_transform": args.target_transform,
-            "calibration_weeks": args.calibration_weeks,
-            "calibrate_point": args.calibrate_point,
-            "level_twin": args.level_twin,
-            "learning_rate": args.learning_rate,
-            "lags": args.lags,
-            "rolling_windows": args.rolling_windows,
-            "train_rows": args.train_rows,
-            "predictor": args.predictor,
-        }.items()
-        if v is not None
+        name: getattr(args, name)
+        for name in model_settings()
+        if getattr(args, name, None) is not None
     }
-    window_config = {} if args.history_weeks is None else {"history_weeks": args.history_weeks}
+    window_config = {
+        name: getattr(args, name) for name in WINDOW_SETTINGS if getattr(args, name) is not None
+    }
     if getattr(args, "censored_as_demand", False):
         window_config["censored_as_demand"] = True
     return forecast_config, window_config
@@ -500,74 +495,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--horizon", type=int, help=f"weeks ahead (default {DEFAULTS.horizon})")
-    command.add_argument(
-        "--history-weeks",
-        type=int,
-        help=f"training window in weeks (default {DEFAULTS.history_weeks})",
-    )
-    command.add_argument(
-        "--quantiles", type=_floats, help="comma-separated levels (default 0.1,0.5,0.9)"
-    )
-    command.add_argument(
-        "--n-estimators",
-        type=int,
-        help=f"trees per quantile model and mean point model (default {DEFAULTS.n_estimators})",
-    )
-    command.add_argument(
-        "--point-estimators",
-        type=int,
-        help="trees of the point model (default 0: --n-estimators, or 400 for a mape point)",
-    )
-    command.add_argument(
-        "--point-objective", help=f"LightGBM objective (default {DEFAULTS.point_objective})"
-    )
-    command.add_argument(
-        "--target-transform",
-        choices=TARGET_TRANSFORMS,
-        help=f"default {DEFAULTS.target_transform}",
-    )
-    command.add_argument(
-        "--calibration-weeks",
-        type=int,
-        help=f"weeks held back to calibrate the quantiles, 0 = off "
-        f"(default {DEFAULTS.calibration_weeks})",
-    )
-    command.add_argument(
-        "--calibrate-point",
-        action=argparse.BooleanOptionalAction,
-        help="scale a mape point forecast by the factor that minimises its relative error on "
-        "the held-back weeks (default on)",
-    )
-    command.add_argument(
-        "--level-twin",
-        action=argparse.BooleanOptionalAction,
-        help="average the point model with a twin that learns demand relative to each SKU's "
-        "level (default on)",
-    )
-    command.add_argument("--learning-rate", type=float, help=f"default {DEFAULTS.learning_rate}")
-    command.add_argument(
-        "--lags", type=_ints, help=f"target lags (default {','.join(map(str, DEFAULTS.lags))})"
-    )
-    command.add_argument(
-        "--rolling-windows",
-        type=_ints,
-        help=f"rolling-mean windows (default {','.join(map(str, DEFAULTS.rolling_windows))})",
-    )
-    command.add_argument("--seed", type=int)
-    command.add_argument("--threads", type=int, help="0 = all cores (default)")
-    command.add_argument(
-        "--train-rows",
-        type=int,
-        help=f"most training rows per model; more are sampled (default {DEFAULTS.train_rows:,})",
-    )
-    command.add_argument(
-        "--predictor",
-        choices=PREDICTORS,
-        help="compiled: score with the forests compiled to native code (the same numbers, "
-        "faster); lightgbm: LightGBM's own predict; auto: compiled when enough SKUs are scored "
-        f"to pay for the compiling (default {DEFAULTS.predictor})",
-    )
+    """An option per setting of the run config, each with `ForecastSettings`' type, default and
+    description (`--history-weeks`, `--horizon`, `--quantiles`, ...), then the engine's."""
+    hints = get_type_hints(ForecastSettings)
+    descriptions = setting_descriptions()
+    for name in (*WINDOW_SETTINGS, *model_settings()):
+        default = getattr(DEFAULTS, name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        text = _FIRST_SENTENCE.split(descriptions[name], maxsplit=1)[0].rstrip(".")
+        options: dict = {"help": f"{text} (default {shown})".replace("%", "%%")}
+        if hints[name] is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif isinstance(default, tuple):
+            options["type"] = _ints if hints[name].__args__[0] is int else _floats
+        else:
+            options["type"] = hints[name]
+            options["choices"] = SETTING_CHOICES.get(name)
+        command.add_argument("--" + name.replace("_", "-"), **options)
     command.add_argument(
         "--engine",
         choices=ENGINES,

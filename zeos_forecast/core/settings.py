@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import inspect
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -12,9 +15,13 @@ __all__ = [
     "RELATIVE_ERROR_OBJECTIVES",
     "RELATIVE_POINT_CAPACITY",
     "RELATIVE_POINT_TREES",
+    "SETTING_CHOICES",
     "TARGET_TRANSFORMS",
+    "WINDOW_SETTINGS",
     "ForecastSettings",
+    "model_settings",
     "quantile_column",
+    "setting_descriptions",
 ]
 
 TARGET_TRANSFORMS = ("auto", "none", "log1p")
@@ -41,6 +48,12 @@ RELATIVE_POINT_CAPACITY = {
     "subsample": 0.87,
     "subsample_freq": 19,
 }
+# Settings of the history window (`demand_features`' run config); the other settings, but for
+# `lgbm_params` (a free-form dict, set where the instance is configured), are per run as well.
+WINDOW_SETTINGS = ("history_weeks", "active_weeks")
+NOT_PER_RUN = ("lgbm_params",)
+# Settings that take one of a few words: the run config, the CLI and the component's YAML say so.
+SETTING_CHOICES = {"target_transform": TARGET_TRANSFORMS, "predictor": PREDICTORS}
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,7 @@ class ForecastSettings:
             `bagging_freq` trees (`bagging_freq` 0: every row, always). These five are the
             capacity of the mean and quantile models; a relative-error point model and its
             twin take `RELATIVE_POINT_CAPACITY` (TSPerf's tuned values) instead.
+        bagging_freq: Trees between two draws of the rows (0: no bagging).
         seed: Random seed; with the same input and settings the forecast is identical.
         threads: Threads for LightGBM and feature computation (0 = all cores).
         lgbm_params: Any further LightGBM parameters, passed through as they are.
@@ -201,3 +215,32 @@ def quantile_column(level: float) -> str:
     """`0.1 -> "q10"`, `0.975 -> "q97.5"`: the quantile's column, named by its percent."""
     percent = round(level * 100, 6)
     return f"q{percent:g}"
+
+
+@cache
+def setting_descriptions() -> dict[str, str]:
+    """Each `ForecastSettings` field's description, from the class docstring's `Attributes:`.
+
+    The docstring is the one place a setting is documented: the launchpad's run config, the
+    CLI's options and the component's YAML schema all take their text from here.
+    """
+    section = (inspect.getdoc(ForecastSettings) or "").split("Attributes:\n", 1)[-1]
+    descriptions: dict[str, str] = {}
+    name = None
+    for line in section.splitlines():
+        entry = re.match(r"    (\w+): (.*)", line)
+        if entry:
+            name = entry.group(1)
+            descriptions[name] = entry.group(2)
+        elif name and line.startswith(" " * 8):
+            descriptions[name] += " " + line.strip()
+    missing = [f.name for f in fields(ForecastSettings) if f.name not in descriptions]
+    if missing:
+        raise AssertionError(f"ForecastSettings' docstring does not describe {missing}")
+    return descriptions
+
+
+def model_settings() -> tuple[str, ...]:
+    """The settings of `demand_forecast`'s run config (and the CLI's model options)."""
+    skipped = (*WINDOW_SETTINGS, *NOT_PER_RUN)
+    return tuple(f.name for f in fields(ForecastSettings) if f.name not in skipped)
