@@ -15,18 +15,17 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-
-from zeos_forecast.pipeline.checks import (
-    FORECAST_CHECKS,
-    SALES_HISTORY_CHECKS,
+from weekly_graph import (
+    demand_features,
+    demand_forecast,
     demand_forecast_checks,
+    published_forecast,
+    sales_history,
     sales_history_checks,
 )
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
-from zeos_forecast.pipeline.published_forecast import published_forecast
+
+from zeos_forecast.pipeline.checks import FORECAST_CHECKS, SALES_HISTORY_CHECKS
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
 

@@ -15,13 +15,15 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
+from weekly_graph import (
+    demand_features,
+    demand_forecast,
+    demand_forecast_checks,
+    published_forecast,
+    sales_history,
+)
 
-from zeos_forecast.pipeline.checks import demand_forecast_checks
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
-from zeos_forecast.pipeline.published_forecast import published_forecast
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
 
 WEEKS = [dt.date(2025, 5, 26), dt.date(2025, 6, 2)]  # two origin weeks, both published
 SKUS, HISTORY_WEEKS = 100, 30

@@ -23,6 +23,7 @@ import pytest
 from core_frames import panel_history
 from hypothesis import given
 from hypothesis import strategies as st
+from weekly_graph import demand_features, demand_forecast, sales_history
 
 from zeos_forecast.core.compute import (
     IN_FLIGHT_PER_WORKER,
@@ -38,10 +39,7 @@ from zeos_forecast.core.features import build_demand_features
 from zeos_forecast.core.model import train_and_score
 from zeos_forecast.core.settings import ForecastSettings
 from zeos_forecast.datasets.synthetic import generate_panel
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

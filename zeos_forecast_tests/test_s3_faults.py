@@ -22,18 +22,20 @@ from s3_server import (
     assert_no_credentials,
     moto_s3_server,
 )
+from weekly_graph import (
+    demand_features,
+    demand_forecast,
+    demand_forecast_checks,
+    published_forecast,
+    sales_history,
+)
 
 from zeos_forecast.datasets.landing import write_landing
 from zeos_forecast.datasets.synthetic import generate_panel
 from zeos_forecast.definitions import defs
-from zeos_forecast.pipeline.checks import demand_forecast_checks
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.jobs import WEEKLY_FORECAST
-from zeos_forecast.pipeline.published_forecast import published_forecast
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.retries import STEP_RETRY_POLICY
-from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

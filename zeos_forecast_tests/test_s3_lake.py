@@ -32,16 +32,14 @@ from s3_server import (
     assert_no_credentials,
     moto_s3_server,
 )
+from weekly_graph import demand_features, demand_forecast, sales_history
 
 from zeos_forecast.core.contract import validate_sales_drop
 from zeos_forecast.datasets.landing import write_landing
 from zeos_forecast.datasets.synthetic import generate_panel
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.deployment import open_lake, resources_for_deployment
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone, S3LandingZone
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import LANDING_ARTICLES, LANDING_MERCHANTS, SUCCESS_MARKER, Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

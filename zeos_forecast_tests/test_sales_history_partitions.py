@@ -14,6 +14,7 @@ import dagster as dg
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import weekly_graph
 
 from zeos_forecast.core.contract import validate_sales_drop
 from zeos_forecast.core.demand import derive_demand
@@ -35,7 +36,7 @@ def landing(landing_factory) -> Path:
 def materialize(root: Path, monkeypatch) -> None:
     monkeypatch.setattr(history, "HISTORY_ROW_GROUP_ROWS", SMALL_ROW_GROUPS)
     result = dg.materialize(
-        [history.sales_history],
+        [weekly_graph.sales_history],
         resources={"lake": LakeResource(root=str(root))},
         instance=dg.DagsterInstance.ephemeral(),
         tags={

@@ -7,17 +7,21 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from weekly_graph import (
+    demand_features,
+    demand_forecast,
+    demand_forecast_checks,
+    forecast_accuracy,
+    landing_sensor,
+    published_forecast,
+    sales_history,
+    sales_history_checks,
+)
 
-from zeos_forecast.pipeline.checks import demand_forecast_checks, sales_history_checks
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
-from zeos_forecast.pipeline.forecast_accuracy import forecast_accuracy
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
 from zeos_forecast.pipeline.partitions import week_ranges
-from zeos_forecast.pipeline.published_forecast import published_forecast
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
-from zeos_forecast.pipeline.sensors import SensorState, landing_sensor
+from zeos_forecast.pipeline.sensors import SensorState
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

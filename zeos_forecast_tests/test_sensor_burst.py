@@ -15,12 +15,13 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from weekly_graph import landing_sensor
 
 from zeos_forecast.bench.backfill import caught_up_cursor
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
 from zeos_forecast.pipeline.launch import execute_request
 from zeos_forecast.pipeline.partitions import RANGE_END_TAG, RANGE_START_TAG
-from zeos_forecast.pipeline.sensors import SensorState, landing_sensor
+from zeos_forecast.pipeline.sensors import SensorState
 from zeos_forecast.storage import LANDING_SALES, SUCCESS_MARKER
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

@@ -15,12 +15,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from weekly_graph import demand_features, demand_forecast, sales_history
 
 from zeos_forecast.pipeline import launch
-from zeos_forecast.pipeline.demand_features import demand_features
-from zeos_forecast.pipeline.demand_forecast import demand_forecast
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

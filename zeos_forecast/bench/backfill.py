@@ -396,10 +396,12 @@ def burst_sensor(
     """
     import dagster as dg
 
+    from ..definitions import defs
     from ..pipeline.deployment import landing_resource
     from ..pipeline.launch import dagster_instance, execute_request
-    from ..pipeline.sensors import SensorState, landing_sensor
+    from ..pipeline.sensors import LANDING_SENSOR, SensorState
 
+    landing_sensor = defs.resolve_sensor_def(LANDING_SENSOR)
     instance = dagster_instance()
     landing = landing_resource(lake_root)
     cursor_text: str | None = caught_up_cursor(landing, caught_up_to)

@@ -17,15 +17,15 @@ from ..core import quality
 from ..core.contract import KEY_COLUMNS
 from ..core.progress import Progress
 from ..core.quality import QualityResult, Severity
-from ..core.settings import ForecastSettings
 from ..storage import Lake
-from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
-from .demand_forecast import DEMAND_FORECAST, demand_forecast
+from .demand_features import DEMAND_FEATURES, ORIGIN_KEY
+from .demand_forecast import DEMAND_FORECAST
+from .instance import ForecastInstance
 from .metadata import preview
-from .partitions import partition_week, weekly_partitions, weeks_in_window
+from .partitions import partition_week, weeks_in_window
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY
-from .sales_history import SALES_HISTORY, sales_history
+from .sales_history import SALES_HISTORY
 
 __all__ = [
     "FORECAST_CHECKS",
@@ -33,7 +33,9 @@ __all__ = [
     "ForecastCheckConfig",
     "SalesHistoryCheckConfig",
     "demand_forecast_checks",
+    "demand_forecast_checks_for",
     "sales_history_checks",
+    "sales_history_checks_for",
 ]
 
 SALES_HISTORY_CHECKS = {
@@ -63,9 +65,10 @@ HORIZON_METADATA_KEY = "horizon"
 class SalesHistoryCheckConfig(dg.Config):
     """Thresholds of the warnings on weekly sales (defaults in `core/quality.py`)."""
 
-    history_weeks: int = Field(
-        ForecastSettings().history_weeks,
-        description="Window, ending at the week, in which no week may be missing.",
+    history_weeks: int | None = Field(
+        None,
+        description="Window, ending at the week, in which no week may be missing (None: the "
+        "instance's history window).",
     )
     drift_weeks: int = Field(
         quality.DRIFT_WEEKS,
@@ -97,20 +100,40 @@ class ForecastCheckConfig(dg.Config):
     )
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            name, asset=sales_history, description=text, partitions_def=weekly_partitions
-        )
-        for name, text in SALES_HISTORY_CHECKS.items()
-    ],
-    name="sales_history_checks",
-    retry_policy=STEP_RETRY_POLICY,
-    description="Schema, keys, values, missing weeks, volume drift and SKU share of each week.",
-    can_subset=True,
-)
+def sales_history_checks_for(instance: ForecastInstance) -> dg.AssetChecksDefinition:
+    """The checks on an instance's `sales_history`, over its history window."""
+    window = instance.settings.forecast.history_weeks
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                name,
+                asset=instance.key(SALES_HISTORY),
+                description=text,
+                partitions_def=instance.partitions,
+            )
+            for name, text in SALES_HISTORY_CHECKS.items()
+        ],
+        name=instance.name("sales_history_checks"),
+        required_resource_keys={instance.name("lake")},
+        retry_policy=STEP_RETRY_POLICY,
+        description="Schema, keys, values, missing weeks, volume drift and SKU share of each week.",
+        can_subset=True,
+    )
+    def _checks(
+        context: dg.AssetCheckExecutionContext, config: SalesHistoryCheckConfig
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        lake = instance.resource(context, "lake")
+        yield from sales_history_checks(context, config, lake, window)
+
+    return _checks
+
+
 def sales_history_checks(
-    context: dg.AssetCheckExecutionContext, config: SalesHistoryCheckConfig, lake: LakeResource
+    context: dg.AssetCheckExecutionContext,
+    config: SalesHistoryCheckConfig,
+    lake: LakeResource,
+    window_weeks: int,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """Checks every week of the run, reading each week's partition once.
 
@@ -120,6 +143,9 @@ def sales_history_checks(
     itself emits for an `AssetCheckResult`.
     """
     store = lake.open()
+    history_key = context.check_specs[0].asset_key
+    if config.history_weeks is None:
+        config = config.model_copy(update={"history_weeks": window_weeks})
     weeks = weeks_in_window(context.partition_time_window)
     stored = set(store.partitions(SALES_HISTORY, "week"))
     selected = {key.name for key in context.selected_asset_check_keys}
@@ -134,7 +160,7 @@ def sales_history_checks(
         results = _sales_results(week, frame, previous, units, stored, config, selected)
         for name, result in results.items():
             yield dg.AssetCheckEvaluation(
-                asset_key=sales_history.key,
+                asset_key=history_key,
                 check_name=name,
                 passed=result.passed,
                 severity=dg.AssetCheckSeverity(result.severity.value),
@@ -194,23 +220,35 @@ def _sales_results(
     return {name: _evaluate(rule) for name, rule in rules.items() if name in selected}
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            name,
-            asset=demand_forecast,
-            description=text,
-            blocking=True,
-            additional_deps=[demand_features],
-            partitions_def=weekly_partitions,
-        )
-        for name, text in FORECAST_CHECKS.items()
-    ],
-    name="demand_forecast_checks",
-    retry_policy=STEP_RETRY_POLICY,
-    description="Coverage, values, quantile order and sanity band of the week's forecast.",
-    can_subset=True,
-)
+def demand_forecast_checks_for(instance: ForecastInstance) -> dg.AssetChecksDefinition:
+    """The blocking checks on an instance's `demand_forecast`."""
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                name,
+                asset=instance.key(DEMAND_FORECAST),
+                description=text,
+                blocking=True,
+                additional_deps=[instance.key(DEMAND_FEATURES)],
+                partitions_def=instance.partitions,
+            )
+            for name, text in FORECAST_CHECKS.items()
+        ],
+        name=instance.name("demand_forecast_checks"),
+        required_resource_keys={instance.name("lake")},
+        retry_policy=STEP_RETRY_POLICY,
+        description="Coverage, values, quantile order and sanity band of the week's forecast.",
+        can_subset=True,
+    )
+    def _checks(
+        context: dg.AssetCheckExecutionContext, config: ForecastCheckConfig
+    ) -> Iterator[dg.AssetCheckResult]:
+        yield from demand_forecast_checks(context, config, instance.resource(context, "lake"))
+
+    return _checks
+
+
 def demand_forecast_checks(
     context: dg.AssetCheckExecutionContext, config: ForecastCheckConfig, lake: LakeResource
 ) -> Iterator[dg.AssetCheckResult]:
@@ -232,7 +270,8 @@ def demand_forecast_checks(
         ranges={"week": (since, None)},
         categorical=KEY_COLUMNS,
     )
-    horizon, horizon_source = _horizon(context, config, forecast)
+    forecast_key = context.check_specs[0].asset_key
+    horizon, horizon_source = _horizon(context, forecast_key, config, forecast)
     rules: dict[str, Callable[[], QualityResult]] = {
         "covers_active_skus": lambda: quality.forecast_covers_active_skus(
             forecast, features, horizon
@@ -250,7 +289,7 @@ def demand_forecast_checks(
         result = _evaluate(rule)
         extra = {"horizon_source": horizon_source} if name == "covers_active_skus" else {}
         yield dg.AssetCheckResult(
-            asset_key=demand_forecast.key,
+            asset_key=forecast_key,
             check_name=name,
             passed=result.passed,
             severity=dg.AssetCheckSeverity(result.severity.value),
@@ -260,7 +299,10 @@ def demand_forecast_checks(
 
 
 def _horizon(
-    context: dg.AssetCheckExecutionContext, config: ForecastCheckConfig, forecast: pd.DataFrame
+    context: dg.AssetCheckExecutionContext,
+    forecast_key: dg.AssetKey,
+    config: ForecastCheckConfig,
+    forecast: pd.DataFrame,
 ) -> tuple[int, str]:
     """H from the check's config, else as `demand_forecast` recorded it for this partition.
 
@@ -270,9 +312,7 @@ def _horizon(
     if config.horizon is not None:
         return config.horizon, "check config"
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=demand_forecast.key, asset_partitions=[context.partition_key]
-        ),
+        dg.AssetRecordsFilter(asset_key=forecast_key, asset_partitions=[context.partition_key]),
         limit=1,
     ).records
     recorded = records[0].asset_materialization if records else None

@@ -22,33 +22,51 @@ from ..core.feature_shards import (
 )
 from ..core.features import StaticTable, dynamic_columns, static_columns
 from ..core.progress import Progress
-from ..core.settings import ForecastSettings
 from ..storage import LANDING_ARTICLES, LANDING_MERCHANTS, ROW_GROUP_ROWS, Lake
-from .config import WindowConfig
+from .config import WindowConfig, window_config
+from .instance import ForecastInstance
 from .metadata import peak_memory_mb, preview
-from .partitions import partition_week, weekly_partitions
+from .partitions import partition_week
 from .resources import ComputeResource, LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
-from .sales_history import SALES_HISTORY, sales_history
+from .sales_history import SALES_HISTORY
 
-__all__ = ["DEMAND_FEATURES", "demand_features"]
+__all__ = ["DEMAND_FEATURES", "demand_features", "demand_features_asset", "history_window"]
 
 DEMAND_FEATURES = "demand_features"
 ORIGIN_KEY = "forecast_week"
 
-# Lineage: partition W depends on the default window of sales_history weeks ending at W.
-_WINDOW = dg.TimeWindowPartitionMapping(
-    start_offset=-(ForecastSettings().history_weeks - 1), end_offset=0
-)
+
+def history_window(history_weeks: int) -> dg.TimeWindowPartitionMapping:
+    """Lineage: partition W depends on the `history_weeks` sales_history weeks ending at W."""
+    return dg.TimeWindowPartitionMapping(start_offset=-(history_weeks - 1), end_offset=0)
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    deps=[dg.AssetDep(sales_history, partition_mapping=_WINDOW)],
-    retry_policy=STEP_RETRY_POLICY,
-    group_name="demand",
-    kinds={"parquet", "pandas"},
-)
+def demand_features_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
+    """`demand_features` of an instance: its window is the lineage and the run config's default."""
+    settings = instance.settings.forecast
+    config_type = window_config(settings)
+
+    @dg.asset(
+        key=instance.key(DEMAND_FEATURES),
+        deps=[
+            dg.AssetDep(
+                instance.key(SALES_HISTORY),
+                partition_mapping=history_window(settings.history_weeks),
+            )
+        ],
+        required_resource_keys={instance.name("lake"), instance.name("compute")},
+        retry_policy=STEP_RETRY_POLICY,
+        kinds={"parquet", "pandas"},
+        **instance.asset_attributes("demand", demand_features),
+    )
+    def _asset(context: dg.AssetExecutionContext, config: config_type) -> dg.MaterializeResult:
+        lake, compute = instance.resource(context, "lake"), instance.resource(context, "compute")
+        return demand_features(context, config, lake, compute)
+
+    return _asset
+
+
 def demand_features(
     context: dg.AssetExecutionContext,
     config: WindowConfig,

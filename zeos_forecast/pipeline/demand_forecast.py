@@ -12,27 +12,40 @@ from ..core.compute import FOOTER_KEY, ShardedInput, WindowStats, shard_executor
 from ..core.contract import LandingDataError, validate_plan_drop
 from ..core.plots import SkuPicker
 from ..storage import Lake
-from .config import ForecastConfig
-from .demand_features import DEMAND_FEATURES, ORIGIN_KEY, demand_features
+from .config import ForecastConfig, forecast_config
+from .demand_features import DEMAND_FEATURES, ORIGIN_KEY
+from .instance import ForecastInstance
 from .metadata import peak_memory_mb, table_preview, timings
-from .partitions import partition_week, weekly_partitions
+from .partitions import partition_week
 from .pictures import fan_chart_picture
 from .resources import ComputeResource, LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
 from .sales_history import SALES_HISTORY
 
-__all__ = ["DEMAND_FORECAST", "demand_forecast", "horizon_plans"]
+__all__ = ["DEMAND_FORECAST", "demand_forecast", "demand_forecast_asset", "horizon_plans"]
 
 DEMAND_FORECAST = "demand_forecast"
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    deps=[demand_features],
-    retry_policy=STEP_RETRY_POLICY,
-    group_name="forecast",
-    kinds={"lightgbm", "parquet"},
-)
+def demand_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
+    """`demand_forecast` of an instance: its settings are the run config's defaults."""
+    config_type = forecast_config(instance.settings.forecast)
+
+    @dg.asset(
+        key=instance.key(DEMAND_FORECAST),
+        deps=[instance.key(DEMAND_FEATURES)],
+        required_resource_keys={instance.name("lake"), instance.name("compute")},
+        retry_policy=STEP_RETRY_POLICY,
+        kinds={"lightgbm", "parquet"},
+        **instance.asset_attributes("forecast", demand_forecast),
+    )
+    def _asset(context: dg.AssetExecutionContext, config: config_type) -> dg.MaterializeResult:
+        lake, compute = instance.resource(context, "lake"), instance.resource(context, "compute")
+        return demand_forecast(context, config, lake, compute)
+
+    return _asset
+
+
 def demand_forecast(
     context: dg.AssetExecutionContext,
     config: ForecastConfig,

@@ -19,15 +19,21 @@ from ..core.accuracy import (
 from ..core.contract import KEY_COLUMNS
 from ..core.settings import quantile_column
 from .demand_features import ORIGIN_KEY
-from .demand_forecast import DEMAND_FORECAST, demand_forecast
+from .demand_forecast import DEMAND_FORECAST
+from .instance import ForecastInstance
 from .metadata import peak_memory_mb
-from .partitions import partition_week, weekly_partitions
+from .partitions import partition_week
 from .pictures import accuracy_pictures
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY
-from .sales_history import SALES_HISTORY, sales_history
+from .sales_history import SALES_HISTORY
 
-__all__ = ["FORECAST_ACCURACY", "MAX_SCORED_HORIZON", "forecast_accuracy"]
+__all__ = [
+    "FORECAST_ACCURACY",
+    "MAX_SCORED_HORIZON",
+    "forecast_accuracy",
+    "forecast_accuracy_asset",
+]
 
 FORECAST_ACCURACY = "forecast_accuracy"
 # The numbers plotted over the partitions: point metrics per model, quantile metrics of ours.
@@ -39,21 +45,32 @@ MAX_SCORED_HORIZON = 52
 _HISTORY_WEEKS = MAX_SCORED_HORIZON + max(MOVING_AVERAGE_WEEKS, RECENT_STOCKOUT_WEEKS)
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    deps=[
-        dg.AssetDep(
-            sales_history, partition_mapping=dg.TimeWindowPartitionMapping(-_HISTORY_WEEKS, 0)
-        ),
-        dg.AssetDep(
-            demand_forecast,
-            partition_mapping=dg.TimeWindowPartitionMapping(-MAX_SCORED_HORIZON, -1),
-        ),
-    ],
-    retry_policy=STEP_RETRY_POLICY,
-    group_name="accuracy",
-    kinds={"parquet", "pandas"},
-)
+def forecast_accuracy_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
+    """`forecast_accuracy` of an instance."""
+
+    @dg.asset(
+        key=instance.key(FORECAST_ACCURACY),
+        deps=[
+            dg.AssetDep(
+                instance.key(SALES_HISTORY),
+                partition_mapping=dg.TimeWindowPartitionMapping(-_HISTORY_WEEKS, 0),
+            ),
+            dg.AssetDep(
+                instance.key(DEMAND_FORECAST),
+                partition_mapping=dg.TimeWindowPartitionMapping(-MAX_SCORED_HORIZON, -1),
+            ),
+        ],
+        required_resource_keys={instance.name("lake")},
+        retry_policy=STEP_RETRY_POLICY,
+        kinds={"parquet", "pandas"},
+        **instance.asset_attributes("accuracy", forecast_accuracy),
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return forecast_accuracy(context, instance.resource(context, "lake"))
+
+    return _asset
+
+
 def forecast_accuracy(
     context: dg.AssetExecutionContext, lake: LakeResource
 ) -> dg.MaterializeResult:

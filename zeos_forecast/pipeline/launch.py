@@ -24,13 +24,7 @@ from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
 from .forecast_accuracy import FORECAST_ACCURACY
 from .jobs import WEEKLY_FORECAST
-from .partitions import (
-    PARTITION_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    week_ranges,
-    weekly_partitions,
-)
+from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, week_ranges
 from .published_forecast import PUBLISHED_FORECAST
 from .resources import lake_tags
 from .sales_history import SALES_HISTORY
@@ -284,6 +278,8 @@ def _refuse_misnamed_drops(weeks: list[dt.date]) -> None:
 def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[dt.date]) -> None:
     """Weeks outside the partitions get a message saying what to change, not an invariant error."""
     # The partitions were defined when the definitions were imported: that start is what counts.
+    weekly_partitions = weekly_job().partitions_def
+    assert isinstance(weekly_partitions, dg.TimeWindowPartitionsDefinition)
     first_partition = dt.date.fromisoformat(weekly_partitions.get_first_partition_key() or "")
     last_partition = dt.date.fromisoformat(
         weekly_partitions.get_last_partition_key() or "1970-01-05"

@@ -1,4 +1,5 @@
-"""Weekly partitions, defined once: key `W` is the Monday of the last observed week (the origin)."""
+"""Weekly partition keys and the run tags that name them: key `W` is the Monday of the last
+observed week (the origin). The partitions themselves are an instance's (`instance.py`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,12 @@ import datetime as dt
 
 import dagster as dg
 
-from .environment import first_week
-
 __all__ = [
     "PARTITION_TAG",
     "RANGE_END_TAG",
     "RANGE_START_TAG",
     "partition_week",
     "week_ranges",
-    "weekly_partitions",
     "weeks_in_window",
 ]
 
@@ -22,13 +20,6 @@ __all__ = [
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-
-weekly_partitions = dg.WeeklyPartitionsDefinition(
-    start_date=first_week().isoformat(),
-    day_offset=1,  # weeks start on Monday
-    timezone="UTC",
-    fmt="%Y-%m-%d",
-)
 
 
 def partition_week(key: str) -> dt.date:

@@ -15,13 +15,19 @@ import pyarrow.compute as pc
 
 from .checks import FORECAST_CHECKS
 from .demand_features import ORIGIN_KEY
-from .demand_forecast import DEMAND_FORECAST, demand_forecast
+from .demand_forecast import DEMAND_FORECAST
+from .instance import ForecastInstance, sibling_key
 from .metadata import PREVIEW_ROWS, preview
-from .partitions import partition_week, weekly_partitions
+from .partitions import partition_week
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY
 
-__all__ = ["LATEST_FORECAST", "PUBLISHED_FORECAST", "published_forecast"]
+__all__ = [
+    "LATEST_FORECAST",
+    "PUBLISHED_FORECAST",
+    "published_forecast",
+    "published_forecast_asset",
+]
 
 PUBLISHED_FORECAST = "published_forecast"
 LATEST_FORECAST = "published_forecast_latest"
@@ -29,13 +35,23 @@ LATEST_FORECAST = "published_forecast_latest"
 CHECK_RECORDS_PAGE = 100
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    deps=[demand_forecast],
-    retry_policy=STEP_RETRY_POLICY,
-    group_name="forecast",
-    kinds={"parquet"},
-)
+def published_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
+    """`published_forecast` of an instance."""
+
+    @dg.asset(
+        key=instance.key(PUBLISHED_FORECAST),
+        deps=[instance.key(DEMAND_FORECAST)],
+        required_resource_keys={instance.name("lake")},
+        retry_policy=STEP_RETRY_POLICY,
+        kinds={"parquet"},
+        **instance.asset_attributes("forecast", published_forecast),
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return published_forecast(context, instance.resource(context, "lake"))
+
+    return _asset
+
+
 def published_forecast(
     context: dg.AssetExecutionContext, lake: LakeResource
 ) -> dg.MaterializeResult:
@@ -54,7 +70,10 @@ def published_forecast(
     # Arrow from end to end: millions of rows never become Python strings.
     table = store.read_partition_table(DEMAND_FORECAST, ORIGIN_KEY, origin)
     run_ids = {str(run_id) for run_id in pc.unique(table["run_id"]).to_pylist()}
-    unchecked, evaluations = _blocking_checks(context.instance, context.partition_key, run_ids)
+    forecast_key = sibling_key(context.asset_key, DEMAND_FORECAST)
+    unchecked, evaluations = _blocking_checks(
+        context.instance, forecast_key, context.partition_key, run_ids
+    )
     if unchecked:
         raise dg.Failure(
             description=(
@@ -98,7 +117,7 @@ def published_forecast(
 
 
 def _blocking_checks(
-    instance: dg.DagsterInstance, partition: str, run_ids: set[str]
+    instance: dg.DagsterInstance, forecast_key: dg.AssetKey, partition: str, run_ids: set[str]
 ) -> tuple[list[str], dict[str, dg.AssetCheckEvaluation]]:
     """Why the forecast file (written by `run_ids`) is not known to have passed its checks, and
     the evaluations of the checks that did pass on it.
@@ -108,7 +127,7 @@ def _blocking_checks(
     skips this asset when one fails; this also holds when it is materialized on its own.
     """
     materializations = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=demand_forecast.key, asset_partitions=[partition]), limit=1
+        dg.AssetRecordsFilter(asset_key=forecast_key, asset_partitions=[partition]), limit=1
     ).records
     if not materializations:
         return [f"demand_forecast has no recorded materialization for {partition}"], {}
@@ -118,8 +137,10 @@ def _blocking_checks(
             f"the file was written by run {', '.join(sorted(run_ids))}, not {latest.run_id}"
         ], {}
     forecast_id = latest.storage_id
-    keys = [dg.AssetCheckKey(demand_forecast.key, name) for name in FORECAST_CHECKS]
-    evaluations = _latest_check_evaluations(instance, partition, {key.name for key in keys})
+    keys = [dg.AssetCheckKey(forecast_key, name) for name in FORECAST_CHECKS]
+    evaluations = _latest_check_evaluations(
+        instance, forecast_key, partition, {key.name for key in keys}
+    )
     problems, passed = [], {}
     for key in keys:
         evaluation = evaluations.get(key.name)
@@ -138,7 +159,7 @@ def _blocking_checks(
 
 
 def _latest_check_evaluations(
-    instance: dg.DagsterInstance, partition: str, names: set[str]
+    instance: dg.DagsterInstance, forecast_key: dg.AssetKey, partition: str, names: set[str]
 ) -> dict[str, dg.AssetCheckEvaluation]:
     """The latest evaluation of each named check of `demand_forecast` on `partition`.
 
@@ -162,7 +183,7 @@ def _latest_check_evaluations(
             evaluation = event.event_specific_data if event else None
             if (
                 isinstance(evaluation, dg.AssetCheckEvaluation)
-                and evaluation.asset_key == demand_forecast.key
+                and evaluation.asset_key == forecast_key
                 and evaluation.partition == partition
                 and evaluation.check_name in names
             ):

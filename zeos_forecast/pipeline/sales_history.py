@@ -14,12 +14,13 @@ from ..core.demand import derive_demand_table
 from ..core.progress import Progress
 from ..drops import IDENTITY_FOOTER_KEY, SAFE_REDROP_HINT, DropChangedError
 from ..storage import LANDING_SALES, Lake
+from .instance import ForecastInstance
 from .metadata import PREVIEW_ROWS, peak_memory_mb, preview
-from .partitions import weekly_partitions, weeks_in_window
+from .partitions import weeks_in_window
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
 
-__all__ = ["HISTORY_ROW_GROUP_ROWS", "SALES_HISTORY", "sales_history"]
+__all__ = ["HISTORY_ROW_GROUP_ROWS", "SALES_HISTORY", "sales_history", "sales_history_asset"]
 
 SALES_HISTORY = "sales_history"
 # Row groups small enough that a reader of a SKU range (the partition is sorted by SKU) skips
@@ -30,13 +31,23 @@ SALES_HISTORY = "sales_history"
 HISTORY_ROW_GROUP_ROWS = 16 * 1024
 
 
-@dg.asset(
-    partitions_def=weekly_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    retry_policy=STEP_RETRY_POLICY,
-    group_name="demand",
-    kinds={"parquet", "pandas"},
-)
+def sales_history_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
+    """`sales_history` of an instance: its key, partitions and lake."""
+
+    @dg.asset(
+        key=instance.key(SALES_HISTORY),
+        required_resource_keys={instance.name("lake")},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=STEP_RETRY_POLICY,
+        kinds={"parquet", "pandas"},
+        **instance.asset_attributes("demand", sales_history),
+    )
+    def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return sales_history(context, instance.resource(context, "lake"))
+
+    return _asset
+
+
 def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     """One week of validated sales per partition, with demand derived from stock availability.
 

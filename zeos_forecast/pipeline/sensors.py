@@ -28,16 +28,16 @@ import dagster as dg
 
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
-from .environment import sensor_interval_seconds
 from .forecast_accuracy import FORECAST_ACCURACY
-from .jobs import weekly_forecast_job
+from .instance import ForecastInstance
 from .landing_zone import Drop, LandingZone
-from .partitions import RANGE_END_TAG, RANGE_START_TAG, week_ranges, weekly_partitions
+from .partitions import RANGE_END_TAG, RANGE_START_TAG, week_ranges
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
-__all__ = ["SensorState", "landing_sensor"]
+__all__ = ["LANDING_SENSOR", "SensorState", "landing_sensor", "landing_sensor_tick"]
 
+LANDING_SENSOR = "landing_sensor"
 RUN_KEY_TAG = "dagster/run_key"
 # Assets of the per-week forecast run; sales_history has its own runs.
 FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY)
@@ -62,12 +62,44 @@ class SensorState:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-@dg.sensor(
-    job=weekly_forecast_job,
-    minimum_interval_seconds=sensor_interval_seconds(),
-    default_status=dg.DefaultSensorStatus.STOPPED,
-)
-def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) -> dg.SensorResult:
+def landing_sensor(
+    instance: ForecastInstance, job: dg.UnresolvedAssetJobDefinition
+) -> dg.SensorDefinition:
+    """The instance's sensor on its landing zone, starting runs of its weekly job."""
+    forecast_assets = [
+        instance.key(asset)
+        for asset in FORECAST_ASSETS
+        if instance.settings.publish or asset != PUBLISHED_FORECAST
+    ]
+
+    @dg.sensor(
+        name=instance.name(LANDING_SENSOR),
+        job=job,
+        minimum_interval_seconds=instance.settings.sensor_interval_seconds,
+        default_status=(
+            dg.DefaultSensorStatus.RUNNING
+            if instance.settings.sensor_running
+            else dg.DefaultSensorStatus.STOPPED
+        ),
+        required_resource_keys={instance.name("landing")},
+        description=landing_sensor_tick.__doc__,
+    )
+    def _sensor(context: dg.SensorEvaluationContext, **invoked_with) -> dg.SensorResult:
+        # Ticks find the resource on the context; a sensor called directly (say in a test)
+        # also gets it as a keyword argument named by its key.
+        key = instance.name("landing")
+        landing = invoked_with.get(key) or getattr(context.resources, key)
+        return landing_sensor_tick(context, landing, instance, forecast_assets)
+
+    return _sensor
+
+
+def landing_sensor_tick(
+    context: dg.SensorEvaluationContext,
+    landing: LandingZone,
+    instance: ForecastInstance,
+    forecast_assets: list[dg.AssetKey],
+) -> dg.SensorResult:
     """Validates every new or corrected weekly drop, then forecasts the latest week."""
     state = SensorState.from_cursor(context.cursor)
     _settle_history_runs(context.instance, state)
@@ -76,7 +108,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         if not drop.ready:  # looked at again on every tick: picked up once it can be read
             context.log.warning(f"Not reading the drop of {drop.week} yet: {drop.problem}")
     ready = {week: drop for week, drop in listed.items() if drop.ready}
-    drops = _drops_in_partitions(context, ready, state)
+    drops = _drops_in_partitions(context, instance.partitions, ready, state)
     validating = {w: i for weeks in state.in_flight.values() for w, i in weeks.items()}
     changed = {
         week: drop
@@ -93,7 +125,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         requests.append(
             dg.RunRequest(
                 run_key=run_key,
-                asset_selection=[dg.AssetKey(SALES_HISTORY)],
+                asset_selection=[instance.key(SALES_HISTORY)],
                 tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
             )
         )
@@ -106,7 +138,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
         if requested and (week == latest or week.isoformat() in state.seen):
             state.pending[week.isoformat()] = {"identity": drop.identity, "runs": history_keys}
 
-    requests += _forecasts_ready(context, state)
+    requests += _forecasts_ready(context, state, forecast_assets)
     context.log.info(
         f"{len(drops)} complete drops, {len(changed)} not yet validated, "
         f"{len(state.pending)} forecasts waiting for their history run."
@@ -119,10 +151,13 @@ def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingZone) ->
 
 
 def _drops_in_partitions(
-    context: dg.SensorEvaluationContext, drops: dict[dt.date, Drop], state: SensorState
+    context: dg.SensorEvaluationContext,
+    partitions: dg.WeeklyPartitionsDefinition,
+    drops: dict[dt.date, Drop],
+    state: SensorState,
 ) -> dict[dt.date, Drop]:
     """The drops whose week is a partition; the others are reported once."""
-    keys = set(weekly_partitions.get_partition_keys(dynamic_partitions_store=context.instance))
+    keys = set(partitions.get_partition_keys(dynamic_partitions_store=context.instance))
     inside = {}
     for week, drop in drops.items():
         if week.isoformat() in keys:
@@ -130,7 +165,7 @@ def _drops_in_partitions(
         elif week.isoformat() not in state.reported:
             context.log.warning(
                 f"Drop for {week} is outside the weekly partitions (from "
-                f"{weekly_partitions.start:%Y-%m-%d} to the latest complete week); it is picked "
+                f"{partitions.start:%Y-%m-%d} to the latest complete week); it is picked "
                 "up once its week is a partition."
             )
             state.reported.append(week.isoformat())
@@ -155,7 +190,7 @@ def _history_run_key(first: dt.date, last: dt.date, weeks: dict[str, str]) -> st
 
 
 def _forecasts_ready(
-    context: dg.SensorEvaluationContext, state: SensorState
+    context: dg.SensorEvaluationContext, state: SensorState, forecast_assets: list[dg.AssetKey]
 ) -> list[dg.RunRequest]:
     """Forecast runs for pending weeks whose history run succeeded; drops those that failed."""
     requests = []
@@ -167,7 +202,7 @@ def _forecasts_ready(
                 dg.RunRequest(
                     run_key=f"forecast:{week}:{waiting['identity']}",
                     partition_key=week,
-                    asset_selection=[dg.AssetKey(a) for a in FORECAST_ASSETS],
+                    asset_selection=forecast_assets,
                 )
             )
             del state.pending[week]
