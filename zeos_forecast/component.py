@@ -37,6 +37,7 @@ from .pipeline.environment import (
 from .pipeline.instance import DEFAULT_FIRST_WEEK, InstanceSettings
 from .pipeline.landing_zone import LandingZone, LocalLandingZone, S3LandingZone
 from .pipeline.resources import ComputeResource, LakeResource
+from .redaction import refuse_credentials
 
 __all__ = ["DemandForecastComponent", "FromEnv"]
 
@@ -267,6 +268,7 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
             remote = os.environ.get(self.lake.env, "").startswith("s3://")
         else:
             root = self.lake or ""
+            refuse_credentials(root, "The component's lake")  # before any client or message
             remote = root.startswith("s3://")
             if not remote and project_root is not None and not os.path.isabs(root):
                 root = str(Path(project_root) / root)
