@@ -130,6 +130,17 @@ class ScheduleOptions(dg.Model):
     hour: int = Field(InstanceSettings.schedule_hour, description="Hour, UTC (0 .. 23).")
 
 
+class PublicationOptions(dg.Model):
+    """`published_forecast`: the table consumers read, moved only by forecasts that passed."""
+
+    enabled: bool = Field(True, description="Publish (off: forecasts are only written).")
+    deadline_cron: str | None = Field(
+        InstanceSettings.publication_deadline_cron,
+        description="By when each week a forecast is published (cron, UTC): the freshness "
+        "policy the UI shows as fresh or late; null: none.",
+    )
+
+
 # Every forecast setting, with `ForecastSettings`' types, defaults and descriptions.
 ForecastOptions = create_model(
     "ForecastOptions",
@@ -197,9 +208,8 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
     schedule: ScheduleOptions = Field(
         default_factory=ScheduleOptions, description="weekly_forecast_schedule."
     )
-    publish: bool = Field(
-        True,
-        description="Publish forecasts that pass their blocking checks (published_forecast).",
+    publication: PublicationOptions = Field(
+        default_factory=PublicationOptions, description="published_forecast."
     )
 
     @classmethod
@@ -255,7 +265,8 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
             schedule_running=self.schedule.running,
             schedule_day_of_week=self.schedule.day_of_week,
             schedule_hour=self.schedule.hour,
-            publish=self.publish,
+            publish=self.publication.enabled,
+            publication_deadline_cron=self.publication.deadline_cron,
         )
 
     def lake_resources(self, project_root: Path | None = None) -> tuple[LakeResource, LandingZone]:

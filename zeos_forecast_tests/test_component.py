@@ -129,6 +129,39 @@ def test_owners_tags_group_and_sensor_come_from_the_yaml(tmp_path):
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
+def test_every_asset_documents_its_columns_and_code_and_the_forecast_its_deadline(tmp_path):
+    attributes = {
+        "lake": str(tmp_path),
+        "forecast": {"quantiles": [0.2, 0.8]},
+        "publication": {"deadline_cron": "0 9 * * 3"},
+    }
+    with create_defs_folder_sandbox() as sandbox:
+        path = load(sandbox, "forecasting", attributes)
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            specs = {
+                key.to_user_string(): spec
+                for asset in defs.resolve_asset_graph().assets_defs
+                for key, spec in asset.specs_by_key.items()
+            }
+
+    forecast_columns = specs["demand_forecast"].metadata["dagster/column_schema"].columns
+    assert [c.name for c in forecast_columns if c.name.startswith("q")] == ["q20", "q80"]
+    assert all("dagster/code_references" in spec.metadata for spec in specs.values())
+    assert "dagster/column_schema" in specs["sales_history"].metadata
+    policy = specs["published_forecast"].freshness_policy
+    assert policy is not None and policy.deadline_cron == "0 9 * * 3"
+
+
+def test_without_publication_the_graph_has_no_published_forecast(tmp_path):
+    attributes = {"lake": str(tmp_path), "publication": {"enabled": False}}
+    with create_defs_folder_sandbox() as sandbox:
+        path = load(sandbox, "forecasting", attributes)
+        with sandbox.load_component_and_build_defs(defs_path=path) as (_, defs):
+            keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+
+    assert keys == {"sales_history", "demand_features", "demand_forecast", "forecast_accuracy"}
+
+
 def test_credentials_stay_in_the_environment_and_are_refused_as_values(tmp_path):
     s3 = {"region_name": "eu-central-1", "aws_secret_access_key": "{{ env.EU_SECRET }}"}
     with create_defs_folder_sandbox() as sandbox:
@@ -180,6 +213,9 @@ def test_a_component_loaded_from_yaml_materializes_a_week_on_a_small_lake(tmp_pa
             )
 
     assert history.success and week.success
+    forecast = week.asset_materializations_for_node("eu__demand_forecast")[0].metadata
+    assert forecast["dagster/row_count"].value == forecast["rows"].value > 0
+    assert forecast["dagster/uri"].value.endswith(f"forecast_week={WEEK}/part-0.parquet")
     checks = week.get_asset_check_evaluations()
     assert checks and all(check.passed for check in checks)
     published = lake / "published_forecast" / f"forecast_week={WEEK}"

@@ -24,6 +24,7 @@ from ..core.features import StaticTable, dynamic_columns, static_columns
 from ..core.progress import Progress
 from ..storage import LANDING_ARTICLES, LANDING_MERCHANTS, ROW_GROUP_ROWS, Lake
 from .config import WindowConfig, window_config
+from .conventions import TABLE_SCHEMAS, with_row_count_and_uri
 from .instance import ForecastInstance
 from .metadata import peak_memory_mb, preview
 from .partitions import partition_week
@@ -58,11 +59,11 @@ def demand_features_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
         required_resource_keys={instance.name("lake"), instance.name("compute")},
         retry_policy=STEP_RETRY_POLICY,
         kinds={"parquet", "pandas"},
-        **instance.asset_attributes("demand", demand_features),
+        **instance.asset_attributes("demand", demand_features, TABLE_SCHEMAS[DEMAND_FEATURES]),
     )
     def _asset(context: dg.AssetExecutionContext, config: config_type) -> dg.MaterializeResult:
         lake, compute = instance.resource(context, "lake"), instance.resource(context, "compute")
-        return demand_features(context, config, lake, compute)
+        return with_row_count_and_uri(demand_features(context, config, lake, compute))
 
     return _asset
 

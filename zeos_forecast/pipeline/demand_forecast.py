@@ -13,6 +13,7 @@ from ..core.contract import LandingDataError, validate_plan_drop
 from ..core.plots import SkuPicker
 from ..storage import Lake
 from .config import ForecastConfig, forecast_config
+from .conventions import forecast_schema, with_row_count_and_uri
 from .demand_features import DEMAND_FEATURES, ORIGIN_KEY
 from .instance import ForecastInstance
 from .metadata import peak_memory_mb, table_preview, timings
@@ -30,6 +31,7 @@ DEMAND_FORECAST = "demand_forecast"
 def demand_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
     """`demand_forecast` of an instance: its settings are the run config's defaults."""
     config_type = forecast_config(instance.settings.forecast)
+    columns = forecast_schema(instance.settings.forecast.quantile_columns)
 
     @dg.asset(
         key=instance.key(DEMAND_FORECAST),
@@ -37,11 +39,11 @@ def demand_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
         required_resource_keys={instance.name("lake"), instance.name("compute")},
         retry_policy=STEP_RETRY_POLICY,
         kinds={"lightgbm", "parquet"},
-        **instance.asset_attributes("forecast", demand_forecast),
+        **instance.asset_attributes("forecast", demand_forecast, columns),
     )
     def _asset(context: dg.AssetExecutionContext, config: config_type) -> dg.MaterializeResult:
         lake, compute = instance.resource(context, "lake"), instance.resource(context, "compute")
-        return demand_forecast(context, config, lake, compute)
+        return with_row_count_and_uri(demand_forecast(context, config, lake, compute))
 
     return _asset
 

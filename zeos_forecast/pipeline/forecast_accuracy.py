@@ -18,6 +18,7 @@ from ..core.accuracy import (
 )
 from ..core.contract import KEY_COLUMNS
 from ..core.settings import quantile_column
+from .conventions import with_row_count_and_uri
 from .demand_features import ORIGIN_KEY
 from .demand_forecast import DEMAND_FORECAST
 from .instance import ForecastInstance
@@ -66,7 +67,9 @@ def forecast_accuracy_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
         **instance.asset_attributes("accuracy", forecast_accuracy),
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return forecast_accuracy(context, instance.resource(context, "lake"))
+        return with_row_count_and_uri(
+            forecast_accuracy(context, instance.resource(context, "lake"))
+        )
 
     return _asset
 

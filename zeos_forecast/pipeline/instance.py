@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,6 +33,8 @@ __all__ = [
 DEFAULT_FIRST_WEEK = dt.date(2018, 1, 1)
 DEFAULT_SENSOR_INTERVAL_SECONDS = 60
 DEFAULT_SCHEDULE_DAY, DEFAULT_SCHEDULE_HOUR = 1, 6  # Monday (0 = Sunday) 06:00 UTC
+# Drops of week W (Monday..Sunday) land on the following Monday: published by Tuesday noon.
+DEFAULT_PUBLICATION_DEADLINE = "0 12 * * 2"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class InstanceSettings:
         schedule_day_of_week: Day of the schedule's weekly run, 0 = Sunday .. 6 = Saturday.
         schedule_hour: Hour (UTC) of the schedule's weekly run.
         publish: Whether the graph holds `published_forecast` (off: forecasts are only written).
+        publication_deadline_cron: By when each week a new forecast is published (cron, UTC):
+            `published_forecast`'s freshness policy, which the UI shows as fresh or late; None:
+            no policy.
     """
 
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
@@ -67,6 +73,7 @@ class InstanceSettings:
     schedule_day_of_week: int = DEFAULT_SCHEDULE_DAY
     schedule_hour: int = DEFAULT_SCHEDULE_HOUR
     publish: bool = True
+    publication_deadline_cron: str | None = DEFAULT_PUBLICATION_DEADLINE
 
     def __post_init__(self) -> None:
         problems = []
@@ -111,16 +118,21 @@ class ForecastInstance:
             fmt="%Y-%m-%d",
         )
 
-    def asset_attributes(self, default_group: str, compute: Callable) -> dict[str, Any]:
-        """What every asset of the instance carries: partitions, group, owners and tags, and the
-        description and code reference of the function that computes it."""
+    def asset_attributes(
+        self, default_group: str, compute: Callable, columns: dg.TableSchema | None = None
+    ) -> dict[str, Any]:
+        """What every asset of the instance carries: partitions, group, owners and tags, the
+        description and code reference of the function that computes it, its table's columns."""
+        metadata: dict[str, Any] = code_reference(compute)
+        if columns is not None:
+            metadata["dagster/column_schema"] = columns
         return {
             "partitions_def": self.partitions,
             "group_name": self.group(default_group),
             "owners": list(self.settings.owners) or None,
             "tags": dict(self.settings.tags) or None,
             "description": inspect.getdoc(compute),
-            "metadata": code_reference(compute),
+            "metadata": metadata,
         }
 
     def resource(self, context, base: str):
@@ -135,9 +147,12 @@ def sibling_key(key: dg.AssetKey, asset: str) -> dg.AssetKey:
 
 def code_reference(compute: Callable) -> dict[str, dg.CodeReferencesMetadataValue]:
     """`dagster/code_references` metadata: the file and line of the function behind a definition."""
-    lines, first_line = inspect.getsourcelines(compute)
-    del lines
-    reference = dg.LocalFileCodeReference(
-        file_path=inspect.getsourcefile(compute) or "", line_number=first_line
-    )
-    return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[reference])}
+    _, first_line = inspect.getsourcelines(compute)
+    with warnings.catch_warnings():
+        # Code references are beta in Dagster 1.13; the UI's "open in editor" link is worth it.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        reference = dg.LocalFileCodeReference(
+            file_path=inspect.getsourcefile(compute) or "", line_number=first_line
+        )
+        value = dg.CodeReferencesMetadataValue(code_references=[reference])
+    return {"dagster/code_references": value}

@@ -7,6 +7,7 @@ partitioned folder on purpose. A `latest/` folder inside it would break the usua
 DuckDB's `hive_partitioning` fails on the mixed folders, and pyarrow reads the newest week twice.
 """
 
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .checks import FORECAST_CHECKS
+from .conventions import forecast_schema, with_row_count_and_uri
 from .demand_features import ORIGIN_KEY
 from .demand_forecast import DEMAND_FORECAST
 from .instance import ForecastInstance, sibling_key
@@ -36,7 +38,8 @@ CHECK_RECORDS_PAGE = 100
 
 
 def published_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
-    """`published_forecast` of an instance."""
+    """`published_forecast` of an instance, expected fresh by its weekly deadline."""
+    columns = forecast_schema(instance.settings.forecast.quantile_columns)
 
     @dg.asset(
         key=instance.key(PUBLISHED_FORECAST),
@@ -44,12 +47,23 @@ def published_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
         required_resource_keys={instance.name("lake")},
         retry_policy=STEP_RETRY_POLICY,
         kinds={"parquet"},
-        **instance.asset_attributes("forecast", published_forecast),
+        freshness_policy=_freshness(instance.settings.publication_deadline_cron),
+        **instance.asset_attributes("forecast", published_forecast, columns),
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return published_forecast(context, instance.resource(context, "lake"))
+        lake = instance.resource(context, "lake")
+        return with_row_count_and_uri(published_forecast(context, lake))
 
     return _asset
+
+
+def _freshness(deadline_cron: str | None) -> dg.FreshnessPolicy | None:
+    """Fresh when a forecast was published in the week before each deadline (None: no policy)."""
+    if deadline_cron is None:
+        return None
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=deadline_cron, lower_bound_delta=dt.timedelta(weeks=1)
+    )
 
 
 def published_forecast(

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import time
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
@@ -14,6 +15,7 @@ from ..core.demand import derive_demand_table
 from ..core.progress import Progress
 from ..drops import IDENTITY_FOOTER_KEY, SAFE_REDROP_HINT, DropChangedError
 from ..storage import LANDING_SALES, Lake
+from .conventions import TABLE_SCHEMAS, with_row_count_and_uri
 from .instance import ForecastInstance
 from .metadata import PREVIEW_ROWS, peak_memory_mb, preview
 from .partitions import weeks_in_window
@@ -33,17 +35,24 @@ HISTORY_ROW_GROUP_ROWS = 16 * 1024
 
 def sales_history_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
     """`sales_history` of an instance: its key, partitions and lake."""
+    with warnings.catch_warnings():
+        # `backfill_policy` is beta in Dagster 1.13; a range of weeks validated in one run is
+        # what makes a backlog of years one run instead of hundreds.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _sales_history_asset(instance)
 
+
+def _sales_history_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
     @dg.asset(
         key=instance.key(SALES_HISTORY),
         required_resource_keys={instance.name("lake")},
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=STEP_RETRY_POLICY,
         kinds={"parquet", "pandas"},
-        **instance.asset_attributes("demand", sales_history),
+        **instance.asset_attributes("demand", sales_history, TABLE_SCHEMAS[SALES_HISTORY]),
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return sales_history(context, instance.resource(context, "lake"))
+        return with_row_count_and_uri(sales_history(context, instance.resource(context, "lake")))
 
     return _asset
 
