@@ -162,6 +162,28 @@ def test_without_publication_the_graph_has_no_published_forecast(tmp_path):
     assert keys == {"sales_history", "demand_features", "demand_forecast", "forecast_accuracy"}
 
 
+def test_two_instances_sensors_request_their_own_runs_under_their_own_run_keys(tmp_path):
+    lake = make_landing(tmp_path / "lake", skus=5, weeks=2, last_week=WEEK)
+    first = (WEEK - dt.timedelta(weeks=1)).isoformat()
+    requests = {}
+    with create_defs_folder_sandbox() as sandbox, dg.instance_for_test() as instance:
+        for region in ("eu", "us"):  # the same drops: only the prefix tells them apart
+            load(sandbox, region, {"lake": str(lake), "key_prefix": region, "first_week": first})
+        with sandbox.build_all_defs() as defs:
+            for region in ("eu", "us"):
+                sensor = defs.resolve_sensor_def(f"{region}_landing_sensor")
+                context = dg.build_sensor_context(
+                    instance=instance,
+                    resources={f"{region}_landing": defs.resources[f"{region}_landing"]},
+                )
+                requests[region] = sensor(context).run_requests
+
+    for region in ("eu", "us"):
+        (request,) = requests[region]
+        assert request.run_key.startswith(f"{region}_sales_history:")
+        assert request.asset_selection == [dg.AssetKey([region, "sales_history"])]
+
+
 def test_credentials_stay_in_the_environment_and_are_refused_as_values(tmp_path):
     s3 = {"region_name": "eu-central-1", "aws_secret_access_key": "{{ env.EU_SECRET }}"}
     with create_defs_folder_sandbox() as sandbox:

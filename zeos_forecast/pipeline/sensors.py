@@ -119,7 +119,7 @@ def landing_sensor_tick(
     requests = []
     for first, last in week_ranges(list(changed)):
         weeks = {w.isoformat(): d.identity for w, d in changed.items() if first <= w <= last}
-        run_key = _history_run_key(first, last, weeks)
+        run_key = _history_run_key(instance.name(SALES_HISTORY), first, last, weeks)
         if run_key in state.failed:
             continue  # the same content failed before: wait for a corrected drop
         requests.append(
@@ -138,7 +138,7 @@ def landing_sensor_tick(
         if requested and (week == latest or week.isoformat() in state.seen):
             state.pending[week.isoformat()] = {"identity": drop.identity, "runs": history_keys}
 
-    requests += _forecasts_ready(context, state, forecast_assets)
+    requests += _forecasts_ready(context, state, forecast_assets, instance.name("forecast"))
     context.log.info(
         f"{len(drops)} complete drops, {len(changed)} not yet validated, "
         f"{len(state.pending)} forecasts waiting for their history run."
@@ -184,13 +184,18 @@ def _settle_history_runs(instance: dg.DagsterInstance, state: SensorState) -> No
             del state.in_flight[run_key]
 
 
-def _history_run_key(first: dt.date, last: dt.date, weeks: dict[str, str]) -> str:
+def _history_run_key(name: str, first: dt.date, last: dt.date, weeks: dict[str, str]) -> str:
+    """The run key of a history run: the instance's asset name (run keys are looked up across
+    the whole Dagster instance), the weeks and their drops' identities."""
     identities = "".join(identity for _, identity in sorted(weeks.items()))
-    return f"{SALES_HISTORY}:{first}:{last}:{hashlib.sha256(identities.encode()).hexdigest()[:16]}"
+    return f"{name}:{first}:{last}:{hashlib.sha256(identities.encode()).hexdigest()[:16]}"
 
 
 def _forecasts_ready(
-    context: dg.SensorEvaluationContext, state: SensorState, forecast_assets: list[dg.AssetKey]
+    context: dg.SensorEvaluationContext,
+    state: SensorState,
+    forecast_assets: list[dg.AssetKey],
+    run_key_prefix: str,
 ) -> list[dg.RunRequest]:
     """Forecast runs for pending weeks whose history run succeeded; drops those that failed."""
     requests = []
@@ -200,7 +205,7 @@ def _forecasts_ready(
         if all(r is not None and r.status == dg.DagsterRunStatus.SUCCESS for r in runs):
             requests.append(
                 dg.RunRequest(
-                    run_key=f"forecast:{week}:{waiting['identity']}",
+                    run_key=f"{run_key_prefix}:{week}:{waiting['identity']}",
                     partition_key=week,
                     asset_selection=forecast_assets,
                 )
