@@ -20,6 +20,7 @@ from typing import Any
 import dagster as dg
 
 from ..core.settings import ForecastSettings
+from . import environment
 
 __all__ = [
     "DEFAULT_FIRST_WEEK",
@@ -30,9 +31,10 @@ __all__ = [
 ]
 
 # Earliest week a partition exists for, unless an instance says otherwise.
-DEFAULT_FIRST_WEEK = dt.date(2018, 1, 1)
-DEFAULT_SENSOR_INTERVAL_SECONDS = 60
-DEFAULT_SCHEDULE_DAY, DEFAULT_SCHEDULE_HOUR = 1, 6  # Monday (0 = Sunday) 06:00 UTC
+DEFAULT_FIRST_WEEK = dt.date.fromisoformat(environment.DEFAULT_FIRST_WEEK)
+DEFAULT_SENSOR_INTERVAL_SECONDS = environment.DEFAULT_SENSOR_INTERVAL_SECONDS
+DEFAULT_SCHEDULE_DAY = environment.DEFAULT_SCHEDULE_DAY  # Monday (0 = Sunday)
+DEFAULT_SCHEDULE_HOUR = environment.DEFAULT_SCHEDULE_HOUR  # 06:00 UTC
 # Drops of week W (Monday..Sunday) land on the following Monday: published by Tuesday noon.
 DEFAULT_PUBLICATION_DEADLINE = "0 12 * * 2"
 
