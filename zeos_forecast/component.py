@@ -239,13 +239,14 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def build_definitions(self, project_root: Path | None = None) -> dg.Definitions:
         """The instance's definitions; a relative local lake lies under `project_root`."""
+        return forecast_definitions(self.instance_settings(), **self.resources(project_root))
+
+    def resources(self, project_root: Path | None = None) -> dict[str, Any]:
+        """`lake` (what the assets read and write), `landing` (the landing zone the sensor
+        watches) and `compute` (engine and memory budget), before the prefix names them."""
         lake, landing = self.lake_resources(project_root)
-        return forecast_definitions(
-            self.instance_settings(),
-            lake,
-            landing,
-            ComputeResource(**self.compute.model_dump(exclude_none=True)),
-        )
+        compute = ComputeResource(**self.compute.model_dump(exclude_none=True))
+        return {"lake": lake, "landing": landing, "compute": compute}
 
     def instance_settings(self) -> InstanceSettings:
         prefix = [self.key_prefix] if isinstance(self.key_prefix, str) else self.key_prefix

@@ -28,7 +28,7 @@ from ..redaction import refuse_credentials
 from ..storage import Lake
 from .environment import LAKE_VAR, S3_VARS, deployment, lake_root
 from .landing_zone import LandingZone, LocalLandingZone, S3LandingZone
-from .resources import ComputeResource, LakeResource
+from .resources import LakeResource
 
 __all__ = [
     "lake_resource",
@@ -42,8 +42,11 @@ INT_FIELDS = frozenset({"max_attempts"})
 
 
 def resources_for_deployment() -> dict[str, Any]:
-    """The code location's resources for `ZEOS_DEPLOYMENT`: `lake`, `landing` and `compute`."""
-    return {"lake": lake_resource(), "landing": landing_resource(), "compute": ComputeResource()}
+    """The code location's resources for `ZEOS_DEPLOYMENT`: `lake`, `landing` and `compute`,
+    exactly as its `DemandForecastComponent.from_environment()` builds them."""
+    from ..component import DemandForecastComponent  # the component builds on this layer
+
+    return DemandForecastComponent.from_environment().resources()
 
 
 def lake_resource(root: str | None = None) -> LakeResource:
