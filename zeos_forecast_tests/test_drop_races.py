@@ -27,12 +27,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from weekly_graph import sales_history
 
 from zeos_forecast.core.contract import LandingDataError
 from zeos_forecast.drops import IDENTITY_FOOTER_KEY, MARKER_GRACE_SECONDS, drop_identity
 from zeos_forecast.pipeline import launch
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
 from zeos_forecast.storage import LANDING_SALES, Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test

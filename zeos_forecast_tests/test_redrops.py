@@ -17,13 +17,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 from redrops import OLD_TIME, REDROPS, cp_a, stage
+from weekly_graph import landing_sensor, sales_history
 
 from zeos_forecast.drops import IDENTITY_FOOTER_KEY
 from zeos_forecast.pipeline import launch
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
-from zeos_forecast.pipeline.sensors import landing_sensor
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
