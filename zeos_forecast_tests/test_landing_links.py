@@ -18,13 +18,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from weekly_graph import landing_sensor, sales_history
 
 from zeos_forecast.cli import main
 from zeos_forecast.core.contract import LandingDataError
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
-from zeos_forecast.pipeline.sales_history import sales_history
-from zeos_forecast.pipeline.sensors import landing_sensor
 from zeos_forecast.storage import LANDING_ARTICLES, LANDING_SALES, Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
