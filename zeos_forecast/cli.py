@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import difflib
 import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import get_type_hints
+from typing import NoReturn, get_type_hints
 
 from .core.compute import ENGINES
 from .core.reference import REFERENCE_MODELS
@@ -22,18 +24,65 @@ from .core.settings import (
     model_settings,
     setting_descriptions,
 )
+from .datasets import add_data_hint
+from .pipeline.console_log import console_log_level, set_console_log_level
 from .pipeline.environment import lake_root
 from .redaction import redact
 
-__all__ = ["main"]
+__all__ = ["commands", "main"]
 
 DEFAULTS = ForecastSettings()
 # Where a setting's description ends its first sentence (its option's help).
 _FIRST_SENTENCE = re.compile(r"(?<=[\w)`])\.\s+(?=[A-Z`])")
+# Dagster's console log level for each choice of --quiet / --verbose.
+LOG_LEVELS = {"quiet": "WARNING", "normal": "INFO", "verbose": "DEBUG"}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows every option's default, unless its text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        unset = default is None or default is False or default is argparse.SUPPRESS
+        shown = not unset and not action.required
+        if shown and "default" not in text and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviations (`--sku` is not `--skus`), defaults in the help, errors in two lines."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.set_defaults(command_parser=self)  # a subcommand's own replaces its parent's
+
+    def refuse_unknown(self, unknown: list[str]) -> NoReturn:
+        """Unknown options, named by the command they were given to, with the closest one."""
+        known = [o for action in self._actions for o in action.option_strings]
+        guesses = [difflib.get_close_matches(u, known, n=1) for u in unknown if u.startswith("-")]
+        hint = "".join(f" (did you mean {g[0]}?)" for g in guesses if g)
+        self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\nSee `{self.prog} --help`.\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args, unknown = _parser().parse_known_args(argv)
+    if unknown:
+        args.command_parser.refuse_unknown(unknown)
+    log = getattr(args, "log", None)  # commands that launch runs have --quiet / --verbose
+    if log != "verbose":
+        # Dagster's notes on its own beta and preview APIs, and on how the weekly job mixes
+        # backfill policies, are for developers, not users.
+        warnings.filterwarnings("ignore", message=r".*is currently in (beta|preview)")
+        warnings.filterwarnings("ignore", message=r".*varying BackfillPolicies")
+    previous = console_log_level()
+    set_console_log_level(LOG_LEVELS[log] if log else previous)
     try:
         return args.command(args)
     except Exception as error:  # a clear message on stderr, not a traceback, for users
@@ -43,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"zeos-forecast {args.name}: {redact(str(error))}", file=sys.stderr)
         return 1
+    finally:
+        set_console_log_level(previous)  # for whatever else runs in this process (tests)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -67,7 +118,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    root = args.lake or lake_root()
+    root = _existing_lake(args.lake)
     _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.deployment import open_lake
     from .pipeline.launch import dagster_instance, forecast_week
@@ -93,7 +144,7 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    root = args.lake or lake_root()
+    root = _existing_lake(args.lake)
     _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.launch import dagster_instance, validate_drops
 
@@ -132,7 +183,7 @@ def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
 
 
 def _backfill(args: argparse.Namespace) -> int:
-    root = args.lake or lake_root()
+    root = _existing_lake(args.lake)
     _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.backfill import run_backfill
     from .pipeline.deployment import open_lake
@@ -170,7 +221,7 @@ def _backfill(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    root = args.lake or lake_root()
+    root = _existing_lake(args.lake)
     _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.backtest import run_backtest
     from .pipeline.launch import dagster_instance
@@ -275,6 +326,17 @@ def _compute_config(args: argparse.Namespace) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _existing_lake(lake: str | None) -> str:
+    """The lake root to read; a local one must exist (an S3 prefix is found by listing it)."""
+    root = lake or lake_root()
+    if "://" not in root and not Path(root).is_dir():
+        raise FileNotFoundError(
+            f"No lake at {root}: the folder does not exist (--lake, else $ZEOS_LAKE, else ./lake)."
+            "\nPoint --lake at a folder holding landing/, or create one with " + add_data_hint(root)
+        )
+    return root
+
+
 def _partitions_from_lake(root: str) -> None:
     """Without ZEOS_FIRST_WEEK, lets the weekly partitions start at the lake's first drop.
 
@@ -310,15 +372,34 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def commands() -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser by its name as typed (`forecast`, `bench scale`)."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def visit(parser: argparse.ArgumentParser, prefix: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found[f"{prefix}{name}"] = sub
+                    visit(sub, f"{prefix}{name} ")
+
+    visit(_parser(), "")
+    return found
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zeos-forecast", description=__doc__)
+    parser = _Parser(prog="zeos-forecast", description=__doc__)
     commands = parser.add_subparsers(dest="name", required=True)
 
     import_ = commands.add_parser(
         "import",
         help="write a public retail dataset (Dominick's orange juice, VN2) into a landing zone",
     )
-    import_.add_argument("dataset", choices=["oj", "vn2"])
+    import_.add_argument(
+        "dataset",
+        choices=["oj", "vn2"],
+        help="oj: Dominick's orange juice (weekly, 83 stores); vn2: the VN2 inventory challenge",
+    )
     import_.add_argument(
         "--src",
         help="folder of the source files (default: $ZEOS_SHARED_DATA/<dataset folder>, "
@@ -333,21 +414,24 @@ def _parser() -> argparse.ArgumentParser:
         "latest complete week through Dagster",
     )
     demo.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
-    demo.add_argument("--skus", type=int, default=5_000)
-    demo.add_argument("--weeks", type=int, default=156)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--skus", type=int, default=5_000, help="SKUs to generate")
+    demo.add_argument("--weeks", type=int, default=156, help="weekly drops of history to generate")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    _log_options(demo)
     demo.set_defaults(command=_demo)
 
     generate = commands.add_parser(
         "generate", help="write synthetic weekly drops into a landing zone"
     )
-    generate.add_argument("--skus", type=int, required=True)
-    generate.add_argument("--weeks", type=int, required=True)
+    generate.add_argument("--skus", type=int, required=True, help="SKUs to generate (required)")
+    generate.add_argument(
+        "--weeks", type=int, required=True, help="weekly drops to write (required)"
+    )
     generate.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
     generate.add_argument(
         "--last-week", type=_monday, help="last week (Monday); default: the latest complete week"
     )
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     generate.set_defaults(command=_generate)
 
     forecast = commands.add_parser("forecast", help="materialize the asset graph for one week")
@@ -360,9 +444,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     forecast.add_argument(
         "--metadata-json",
-        help="also write each asset's materialization metadata (timings, rows) to this file",
+        help="also write each asset's materialization metadata (timings, rows) to this file "
+        "(default: not written)",
     )
     _model_options(forecast)
+    _log_options(forecast)
     forecast.set_defaults(command=_forecast)
 
     validate = commands.add_parser(
@@ -375,8 +461,10 @@ def _parser() -> argparse.ArgumentParser:
         "--week", type=_monday, required=True, help="last week to validate (a Monday)"
     )
     validate.add_argument(
-        "--metadata-json", help="also write the runs' materialization metadata to this file"
+        "--metadata-json",
+        help="also write the runs' materialization metadata to this file (default: not written)",
     )
+    _log_options(validate)
     validate.set_defaults(command=_validate)
 
     backfill = commands.add_parser(
@@ -390,9 +478,10 @@ def _parser() -> argparse.ArgumentParser:
     backfill.add_argument(
         "--metadata-json",
         help="also write each week's start and end (epoch seconds), run ids and materialization "
-        "metadata to this file",
+        "metadata to this file (default: not written)",
     )
     _model_options(backfill)
+    _log_options(backfill)
     backfill.set_defaults(command=_backfill)
 
     backtest = commands.add_parser(
@@ -402,23 +491,26 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--lake", help="lake root (default: $ZEOS_LAKE or ./lake)")
     backtest.add_argument("--from", dest="first", type=_monday, required=True, help="first origin")
     backtest.add_argument("--to", dest="last", type=_monday, required=True, help="last origin")
-    backtest.add_argument("--every", type=int, default=1, help="weeks between origins (default 1)")
+    backtest.add_argument("--every", type=int, default=1, help="weeks between origins")
     backtest.add_argument(
         "--horizons", type=_ints, help="horizons to summarize, e.g. 2,3 (default: all)"
     )
     backtest.add_argument(
         "--censored-as-demand",
         action="store_true",
-        help="take stockout-week sales as demand (to compare with stockout-aware training)",
+        help="take stockout-week sales as demand (to compare with stockout-aware training; "
+        "default: off)",
     )
     backtest.add_argument(
         "--reference",
         action="append",
         choices=REFERENCE_MODELS,
         help="also run this published model on the same origins (tsperf_lightgbm: Microsoft "
-        "TSPerf's LightGBM recipe for Dominick's orange juice; 940 trees per origin)",
+        "TSPerf's LightGBM recipe for Dominick's orange juice; 940 trees per origin; default: "
+        "none; may be repeated)",
     )
     _model_options(backtest)
+    _log_options(backtest)
     backtest.set_defaults(command=_backtest)
 
     bench = commands.add_parser(
@@ -430,34 +522,35 @@ def _parser() -> argparse.ArgumentParser:
         help="time and score our weekly run against plain mlforecast on generated data, each "
         "in its own process",
     )
-    scale.add_argument("--skus", type=int, required=True)
-    scale.add_argument("--weeks", type=int, required=True, help="weekly drops of history")
+    scale.add_argument("--skus", type=int, required=True, help="SKUs to generate (required)")
     scale.add_argument(
-        "--horizon", type=int, default=12, help="weeks forecast and held out (default 12)"
+        "--weeks", type=int, required=True, help="weekly drops of history (required)"
     )
+    scale.add_argument("--horizon", type=int, default=12, help="weeks forecast and held out")
     scale.add_argument(
         "--data",
         type=Path,
         help="data folder, reused when complete (default /tmp/zeos-bench/skus<N>-weeks<W>-seed<S>)",
     )
-    scale.add_argument("--seed", type=int, default=0)
-    scale.add_argument("--skip-baseline", action="store_true", help="run ours only")
+    scale.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    scale.add_argument("--skip-baseline", action="store_true", help="run ours only (default: both)")
     scale.add_argument(
         "--reuse-backlog",
         action="store_true",
         help="keep sales_history from an earlier run on this data when it holds every week "
-        "before the origin (the backlog is not ingested or measured again)",
+        "before the origin (the backlog is not ingested or measured again; default: off)",
     )
     scale.add_argument(
         "--data-only",
         action="store_true",
-        help="generate (or find) the data, then stop: to prepare a large size ahead of the runs",
+        help="generate (or find) the data, then stop: to prepare a large size ahead of the runs "
+        "(default: off)",
     )
     scale.add_argument(
         "--engine", help="passed to `forecast --engine` (default: the forecast's own default)"
     )
-    scale.add_argument("--n-estimators", type=int, default=100, help="trees (default 100)")
-    scale.add_argument("--threads", type=int, default=2, help="threads per side (default 2)")
+    scale.add_argument("--n-estimators", type=int, default=100, help="trees")
+    scale.add_argument("--threads", type=int, default=2, help="threads per side")
     scale.set_defaults(command=_bench_scale)
 
     backfill_bench = benchmarks.add_parser(
@@ -465,8 +558,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the backlog, a backfill of many weeks (peak memory per week), then a burst of "
         "drops for the sensor, each in its own process",
     )
-    backfill_bench.add_argument("--skus", type=int, required=True)
-    backfill_bench.add_argument("--weeks", type=int, default=52, help="weeks backfilled (52)")
+    backfill_bench.add_argument(
+        "--skus", type=int, required=True, help="SKUs to generate (required)"
+    )
+    backfill_bench.add_argument("--weeks", type=int, default=52, help="weeks backfilled")
     backfill_bench.add_argument(
         "--history-weeks",
         type=int,
@@ -475,7 +570,7 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULTS.history_weeks})",
     )
     backfill_bench.add_argument(
-        "--burst", type=int, default=20, help="drops that land at once for the sensor (20)"
+        "--burst", type=int, default=20, help="drops that land at once for the sensor"
     )
     backfill_bench.add_argument(
         "--data",
@@ -483,9 +578,11 @@ def _parser() -> argparse.ArgumentParser:
         help="data folder, reused when complete (default /tmp/zeos-bench/backfill-skus<N>-"
         "history<H>-weeks<W>-burst<B>-seed<S>)",
     )
-    backfill_bench.add_argument("--seed", type=int, default=0)
+    backfill_bench.add_argument("--seed", type=int, default=0, help="seed of the generated data")
     backfill_bench.add_argument(
-        "--data-only", action="store_true", help="generate (or find) the data, then stop"
+        "--data-only",
+        action="store_true",
+        help="generate (or find) the data, then stop (default: off)",
     )
     backfill_bench.add_argument("--engine", choices=ENGINES, help="default: auto")
     backfill_bench.add_argument("--n-estimators", type=int, help=f"default {DEFAULTS.n_estimators}")
@@ -538,8 +635,31 @@ def _monday(text: str) -> dt.date:
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from error
     if day.weekday() != 0:
-        raise argparse.ArgumentTypeError(f"{text} is a {day:%A}; weeks are named by their Monday")
+        monday = day - dt.timedelta(days=day.weekday())
+        raise argparse.ArgumentTypeError(
+            f"{text} is a {day:%A}; weeks are named by their Monday: use {monday}"
+        )
     return day
+
+
+def _log_options(command: argparse.ArgumentParser) -> None:
+    """--quiet / --verbose: how much of Dagster's console log the runs print."""
+    levels = command.add_mutually_exclusive_group()
+    levels.add_argument(
+        "--quiet",
+        dest="log",
+        action="store_const",
+        const="quiet",
+        help="print only Dagster's warnings and errors, and the result (default: its INFO log)",
+    )
+    levels.add_argument(
+        "--verbose",
+        dest="log",
+        action="store_const",
+        const="verbose",
+        help="print Dagster's DEBUG log too: every step and event (default: its INFO log)",
+    )
+    command.set_defaults(log="normal")
 
 
 def _floats(text: str) -> list[float]:

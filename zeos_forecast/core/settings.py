@@ -50,7 +50,7 @@ RELATIVE_POINT_CAPACITY = {
 }
 # Settings of the history window (`demand_features`' run config); the other settings, but for
 # `lgbm_params` (a free-form dict, set where the instance is configured), are per run as well.
-WINDOW_SETTINGS = ("history_weeks", "active_weeks")
+WINDOW_SETTINGS = ("history_weeks", "min_history_weeks", "active_weeks")
 NOT_PER_RUN = ("lgbm_params",)
 # Settings that take one of a few words: the run config, the CLI and the component's YAML say so.
 SETTING_CHOICES = {"target_transform": TARGET_TRANSFORMS, "predictor": PREDICTORS}
@@ -63,6 +63,9 @@ class ForecastSettings:
     Attributes:
         horizon: Weeks ahead to forecast (W+1 .. W+horizon).
         history_weeks: Length of the sliding training window ending at the origin week.
+        min_history_weeks: The least number of weeks of the window with sales rows (8: two
+            months, enough for the short lags and rolling means to mean something). Below it a
+            week is not forecast: its run fails saying so, and nothing is published.
         quantiles: Quantile levels to forecast; each becomes a column `q<percent>` (0.1 -> q10).
         active_weeks: A SKU is forecast when it has a sales row in the last `active_weeks` weeks;
             older SKUs still teach the model but get no forecast (they are discontinued).
@@ -117,6 +120,7 @@ class ForecastSettings:
 
     horizon: int = 12
     history_weeks: int = 156
+    min_history_weeks: int = 8
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     active_weeks: int = 13
     lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
@@ -146,6 +150,8 @@ class ForecastSettings:
             problems.append(f"horizon must be >= 1, got {self.horizon}")
         if self.history_weeks < 2:
             problems.append(f"history_weeks must be >= 2, got {self.history_weeks}")
+        if self.min_history_weeks < 1:
+            problems.append(f"min_history_weeks must be >= 1, got {self.min_history_weeks}")
         if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
             problems.append(f"quantiles must lie strictly between 0 and 1, got {self.quantiles}")
         if len({quantile_column(q) for q in self.quantiles}) != len(self.quantiles):

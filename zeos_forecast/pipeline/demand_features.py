@@ -21,6 +21,7 @@ from ..core.feature_shards import (
     shift_sku,
 )
 from ..core.features import StaticTable, dynamic_columns, static_columns
+from ..core.history import HistoryTooShortError, require_history
 from ..core.progress import Progress
 from ..storage import LANDING_ARTICLES, LANDING_MERCHANTS, ROW_GROUP_ROWS, Lake
 from .config import WindowConfig, window_config
@@ -82,7 +83,8 @@ def demand_features(
     static features. A window larger than the memory budget is built in shards of articles (a
     key-range read each), written one after the other into the same file. Writes
     `demand_features/forecast_week=W/part-0.parquet`, sorted by SKU, every row group holding
-    whole SKUs.
+    whole SKUs. A window with fewer than `min_history_weeks` weeks of sales rows is refused: the
+    run fails saying so, and nothing downstream (forecast, publication) runs.
     """
     store = lake.open()
     origin = partition_week(context.partition_key)
@@ -95,9 +97,17 @@ def demand_features(
             allow_retries=False,
         )
     started = time.perf_counter()
-    history_rows = sum(
-        store.partition_rows(SALES_HISTORY, "week", w) for w in weeks if first <= w <= origin
-    )
+    rows_per_week = {
+        w: store.partition_rows(SALES_HISTORY, "week", w) for w in weeks if first <= w <= origin
+    }
+    weeks_with_sales = [w for w, rows in rows_per_week.items() if rows > 0]
+    try:
+        require_history(weeks_with_sales, origin, config.history_weeks, config.min_history_weeks)
+    except HistoryTooShortError as error:
+        raise dg.Failure(
+            str(error), metadata={"weeks_with_sales": len(weeks_with_sales)}, allow_retries=False
+        ) from error
+    history_rows = sum(rows_per_week.values())
     engine = compute.settings().resolve(history_rows)
     mode = engine.engine
     bounds = _article_bounds(store, origin, math.ceil(history_rows / engine.shard_rows))
@@ -163,6 +173,8 @@ def demand_features(
             "skus": summary.skus,
             "active_skus": summary.active_skus,
             "weeks_of_history": summary.weeks,
+            "weeks_with_sales": len(weeks_with_sales),
+            "min_history_weeks": config.min_history_weeks,
             "first_week": str(summary.first_week.date()),
             "unobserved_share": round(summary.unobserved / max(rows, 1), 4),
             "dynamic_features": ", ".join(dynamic_columns(head)),

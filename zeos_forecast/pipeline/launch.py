@@ -17,8 +17,10 @@ import dagster as dg
 
 from ..core.progress import Report
 from ..core.settings import ForecastSettings
+from ..datasets import add_data_hint
 from ..drops import IDENTITY_FOOTER_KEY
 from ..storage import LANDING_SALES, Lake
+from .console_log import console_log_level
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
@@ -99,10 +101,7 @@ def forecast_week(
     drops = lake.sales_drops()
     _check_partition_range(week, history_weeks, list(drops))
     if week not in drops:
-        raise RunFailed(
-            f"No complete sales drop for week {week} under {lake.uri}: "
-            f"landing/sales/week={week}/ needs its files and a _SUCCESS marker."
-        )
+        raise RunFailed(_no_drop_message(week, lake, list(drops)))
     validate_history(lake, lake_root, week, history_weeks, instance, report, outcome)
     if report:
         report(f"Building features and forecast for {week} ...")
@@ -262,6 +261,22 @@ def _validated_identities(lake: Lake, weeks: list[dt.date]) -> dict[dt.date, str
         return dict(zip(weeks, pool.map(identity, weeks), strict=True))
 
 
+def _no_drop_message(week: dt.date, lake: Lake, drop_weeks: list[dt.date]) -> str:
+    """What is missing (one line), and the weeks there are or the commands that add some."""
+    missing = (
+        f"No complete sales drop for week {week} under {lake.uri} "
+        f"({LANDING_SALES}/week={week}/ with its files and a _SUCCESS marker)."
+    )
+    if not drop_weeks:
+        return f"{missing}\nThe lake has no drop at all: add data with " + add_data_hint(lake.uri)
+    weeks = sorted(drop_weeks)
+    count = f"{len(weeks)} week{'s' if len(weeks) != 1 else ''}"
+    return (
+        f"{missing}\nWeeks with a drop: {weeks[0]} .. {weeks[-1]} ({count}); forecast one of "
+        f"them (latest: --week {weeks[-1]}), or add data with " + add_data_hint(lake.uri)
+    )
+
+
 def _refuse_misnamed_drops(weeks: list[dt.date]) -> None:
     """A drop folder named by another day than Monday is no partition: say so, never skip it."""
     misnamed = sorted(w for w in weeks if w.weekday() != 0)
@@ -313,7 +328,7 @@ def _execute(
     compute_config: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     run_config = {
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        "loggers": {"console": {"config": {"log_level": console_log_level()}}},
         "resources": {
             "lake": {"config": {"root": lake_root}},
             "compute": {"config": compute_config or {}},
