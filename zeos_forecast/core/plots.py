@@ -8,13 +8,15 @@ import datetime as dt
 import io
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .contract import KEY_COLUMNS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "FAN_CHART_HISTORY_WEEKS",
@@ -123,7 +125,7 @@ def fan_chart(
     """
     columns = 2 if len(choices) > 1 else 1
     rows = max(1, math.ceil(len(choices) / columns))
-    figure = Figure(figsize=(5.2 * columns, 2.5 * rows + 0.4), layout="constrained")
+    figure = _figure(figsize=(5.2 * columns, 2.5 * rows + 0.4))
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     low, high = band
     for ax, choice in zip(axes, choices, strict=False):
@@ -170,7 +172,7 @@ def accuracy_by_horizon_chart(by_horizon: pd.DataFrame, ours: str, metric: str =
         by_horizon: One row per model and horizon: `model`, `horizon`, `metric`.
         ours: Our model's name (drawn in bold, first in the legend).
     """
-    figure = Figure(figsize=(7, 3.6), layout="constrained")
+    figure = _figure(figsize=(7, 3.6))
     ax = figure.subplots()
     for model, rows in _models_first(by_horizon, ours):
         rows = rows.sort_values("horizon")
@@ -199,7 +201,7 @@ def accuracy_over_weeks_chart(by_week: pd.DataFrame, ours: str, metric: str = "w
         by_week: One row per model and week: `model`, `week`, `metric`.
         ours: Our model's name.
     """
-    figure = Figure(figsize=(7, 3.6), layout="constrained")
+    figure = _figure(figsize=(7, 3.6))
     ax = figure.subplots()
     for model, rows in _models_first(by_week, ours):
         rows = rows.sort_values("week")
@@ -226,7 +228,7 @@ def accuracy_over_weeks_chart(by_week: pd.DataFrame, ours: str, metric: str = "w
 
 def weekly_sales_chart(weekly: pd.DataFrame) -> bytes:
     """Units sold and SKUs with a row per week (`week`, `units_sold`, `skus`), on two axes."""
-    figure = Figure(figsize=(7, 3.2), layout="constrained")
+    figure = _figure(figsize=(7, 3.2))
     ax = figure.subplots()
     weeks = pd.to_datetime(weekly["week"])
     ax.plot(weeks, weekly["units_sold"], color=HISTORY_COLOUR, lw=1.4, label="units sold")
@@ -255,7 +257,17 @@ def _rows_of(frame: pd.DataFrame, choice: SkuChoice) -> pd.DataFrame:
     return rows.assign(week=pd.to_datetime(rows["week"]))
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    # matplotlib loads with the first picture, not with the code location that every webserver,
+    # daemon and run process imports.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
 def _png(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buffer = io.BytesIO()
     FigureCanvasAgg(figure)  # the Agg canvas renders it: no display, no pyplot state
     figure.savefig(buffer, format="png", dpi=DPI)

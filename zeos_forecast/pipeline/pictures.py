@@ -79,6 +79,7 @@ def accuracy_pictures(
     per origin, horizon and model: a year of them is small). Writes both PNGs beside the
     partition of `week`.
     """
+    started = time.perf_counter()
     first = week - dt.timedelta(weeks=ACCURACY_WEEKS - 1)
     components = store.read_window(dataset, "week", first, week)
     by_week = summarize(components, ["week", "model"]) if not components.empty else components
@@ -95,6 +96,7 @@ def accuracy_pictures(
         png = chart(frame, ours)
         store.write_partition_file(dataset, "week", week, file, png)
         entries[name] = picture(png, alt)
+    entries["seconds_pictures"] = round(time.perf_counter() - started, 2)
     return entries
 
 
