@@ -167,7 +167,12 @@ def _write_metadata_json(path: str, metadata: dict[str, dict]) -> None:
 
 
 def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
-    """Each asset's materialization metadata, without the values JSON cannot hold."""
+    """Each asset's materialization metadata, tables as lists of rows, without the values JSON
+    cannot hold."""
+
+    def plain(value):
+        records = getattr(value, "records", None)  # a table (the forecast's preview)
+        return [dict(r.data) for r in records] if records is not None else value
 
     def serialisable(value) -> bool:
         try:
@@ -177,7 +182,7 @@ def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
         return True
 
     return {
-        asset: {key: value for key, value in values.items() if serialisable(value)}
+        asset: {key: plain(v) for key, v in values.items() if serialisable(plain(v))}
         for asset, values in metadata.items()
     }
 
