@@ -13,7 +13,7 @@ import pytest
 
 from zeos_forecast.core.plots import SkuPicker
 from zeos_forecast.pipeline import launch
-from zeos_forecast.pipeline.resources import LAKE_TAG
+from zeos_forecast.pipeline.resources import LAKE_TAG, lake_tags
 
 pytestmark = pytest.mark.slow  # runs Dagster: seconds per test
 
@@ -37,13 +37,13 @@ def runs(landing_factory, tmp_path_factory, fast_forecast):
     shutil.copytree(landing_factory(SKUS, WEEKS, WEEK, seed=5), root)
     window = {"history_weeks": 30}
     with dg.instance_for_test() as instance:
-        launch.forecast_week(EARLIER, str(root), instance, fast_forecast, window, report=None)
-        latest = launch.forecast_week(WEEK, str(root), instance, fast_forecast, window, report=None)
-        yield root, latest, instance
+        earlier = launch.forecast_week(EARLIER, str(root), instance, fast_forecast, window, None)
+        latest = launch.forecast_week(WEEK, str(root), instance, fast_forecast, window, None)
+        yield root, latest, instance, earlier
 
 
 def test_the_forecast_metadata_shows_a_decodable_fan_chart(runs):
-    _, outcome, _ = runs
+    _, outcome, _, _ = runs
 
     chart = outcome.metadata["demand_forecast"]["fan_chart"]
 
@@ -51,7 +51,7 @@ def test_the_forecast_metadata_shows_a_decodable_fan_chart(runs):
 
 
 def test_the_fan_chart_is_written_beside_the_forecast_partition_and_readers_skip_it(runs):
-    root, _, _ = runs
+    root, _, _, _ = runs
     folder = root / "demand_forecast" / f"forecast_week={WEEK}"
 
     assert (folder / "_fan_chart.png").read_bytes().startswith(PNG_HEADER)
@@ -61,7 +61,7 @@ def test_the_fan_chart_is_written_beside_the_forecast_partition_and_readers_skip
 
 
 def test_the_fan_chart_names_the_top_and_the_random_skus_it_draws(runs):
-    _, outcome, _ = runs
+    _, outcome, _, _ = runs
 
     named = outcome.metadata["demand_forecast"]["fan_chart_skus"]
 
@@ -69,7 +69,7 @@ def test_the_fan_chart_names_the_top_and_the_random_skus_it_draws(runs):
 
 
 def test_the_forecast_preview_is_a_typed_table(runs):
-    _, outcome, _ = runs
+    _, outcome, _, _ = runs
 
     preview = outcome.metadata["demand_forecast"]["preview"]
 
@@ -79,7 +79,7 @@ def test_the_forecast_preview_is_a_typed_table(runs):
 
 
 def test_the_calibration_table_covers_every_horizon_of_the_forecast(runs, fast_forecast):
-    _, outcome, _ = runs
+    _, outcome, _, _ = runs
 
     note = outcome.metadata["demand_forecast"]["calibration"]
 
@@ -88,7 +88,7 @@ def test_the_calibration_table_covers_every_horizon_of_the_forecast(runs, fast_f
 
 
 def test_the_accuracy_metadata_shows_both_accuracy_charts_and_writes_them(runs):
-    root, outcome, _ = runs
+    root, outcome, _, _ = runs
     metadata = outcome.metadata["forecast_accuracy"]
     folder = root / "forecast_accuracy" / f"week={WEEK}"
 
@@ -98,7 +98,7 @@ def test_the_accuracy_metadata_shows_both_accuracy_charts_and_writes_them(runs):
 
 
 def test_accuracy_is_named_and_shown_in_percent_with_what_each_metric_means(runs):
-    _, outcome, _ = runs
+    _, outcome, _, _ = runs
     metadata = outcome.metadata["forecast_accuracy"]
 
     wape = metadata["WAPE % (zeos)"]
@@ -106,8 +106,17 @@ def test_accuracy_is_named_and_shown_in_percent_with_what_each_metric_means(runs
     assert "Σ\\|forecast − actual\\| / Σ actual" in metadata["metrics"]
 
 
+def test_a_history_run_of_many_weeks_draws_them_one_point_per_week(runs):
+    _, _, _, earlier = runs
+
+    picture = earlier.metadata["sales_history"]["weekly_sales"]
+
+    assert earlier.history_weeks_validated == 30
+    assert png_in(picture).startswith(PNG_HEADER)
+
+
 def test_every_run_is_tagged_with_its_lake(runs):
-    root, outcome, instance = runs
+    root, outcome, instance, _ = runs
 
     for run_id in outcome.run_ids:
         assert instance.get_run_by_id(run_id).tags[LAKE_TAG] == str(root)
@@ -131,3 +140,10 @@ def test_the_sku_picker_chooses_the_same_skus_whatever_the_batches():
     assert whole.chosen() == batched.chosen()
     assert [c.article_id for c in whole.chosen()[:2]] == ["a19", "a18"]
     assert len({c.article_id for c in whole.chosen()}) == 4
+
+
+def test_the_lake_tag_never_holds_credentials():
+    tag = lake_tags("s3://AKIAEXAMPLE:secret/key@bucket/prefix")[LAKE_TAG]
+
+    assert "secret" not in tag and "AKIAEXAMPLE" not in tag
+    assert tag.endswith("@bucket/prefix")

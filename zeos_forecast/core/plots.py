@@ -125,7 +125,12 @@ def fan_chart(
     """
     columns = 2 if len(choices) > 1 else 1
     rows = max(1, math.ceil(len(choices) / columns))
-    figure = _figure(figsize=(5.2 * columns, 2.5 * rows + 0.4))
+    height = 2.5 * rows + 0.4
+    figure = _figure(figsize=(5.2 * columns, height))
+    # Margins in inches (the title, the tick labels), whatever the number of rows.
+    figure.subplots_adjust(
+        left=0.06, right=0.98, bottom=0.4 / height, top=1 - 0.75 / height, hspace=0.55
+    )
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     low, high = band
     for ax, choice in zip(axes, choices, strict=False):
@@ -220,7 +225,8 @@ def accuracy_over_weeks_chart(by_week: pd.DataFrame, ours: str, metric: str = "w
         ax.set_xticks(weeks, [f"{w:%Y-%m-%d}" for w in weeks])
     ax.set_xlabel("week scored (partition)")
     ax.set_ylabel(f"{metric.upper()} %")
-    ax.tick_params(axis="x", labelsize=7)
+    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+    figure.subplots_adjust(bottom=0.27)
     ax.legend(fontsize=8)
     ax.set_title(f"{metric.upper()} of the forecasts of each week, all horizons (lower is better)")
     return _png(figure)
@@ -239,7 +245,8 @@ def weekly_sales_chart(weekly: pd.DataFrame) -> bytes:
     skus.set_ylabel("SKUs with a row")
     skus.set_ylim(bottom=0)
     ax.tick_params(axis="x", labelsize=7)
-    figure.legend(fontsize=8, loc="lower left")
+    lines = [*ax.get_lines(), *skus.get_lines()]
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
     ax.set_title("Weekly sales of the weeks this run validated (one point per partition)")
     return _png(figure)
 
@@ -259,10 +266,12 @@ def _rows_of(frame: pd.DataFrame, choice: SkuChoice) -> pd.DataFrame:
 
 def _figure(figsize: tuple[float, float]) -> Figure:
     # matplotlib loads with the first picture, not with the code location that every webserver,
-    # daemon and run process imports.
+    # daemon and run process imports. Fixed margins, not a layout engine: half the render time.
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    figure = Figure(figsize=figsize)
+    figure.subplots_adjust(left=0.1, right=0.9, bottom=0.15, top=0.9)
+    return figure
 
 
 def _png(figure: Figure) -> bytes:

@@ -6,18 +6,20 @@ import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import dagster as dg
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.contract import LandingDataError, validate_sales_drop
 from ..core.contract_arrow import SKU_ORDER, validate_sales_tables
 from ..core.demand import derive_demand_table
+from ..core.plots import weekly_sales_chart
 from ..core.progress import Progress
 from ..drops import IDENTITY_FOOTER_KEY, SAFE_REDROP_HINT, DropChangedError
 from ..storage import LANDING_SALES, Lake
 from .conventions import TABLE_SCHEMAS, with_row_count_and_uri
 from .instance import ForecastInstance
-from .metadata import PREVIEW_ROWS, peak_memory_mb, preview
+from .metadata import PREVIEW_ROWS, peak_memory_mb, picture, preview
 from .partitions import weeks_in_window
 from .resources import LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
@@ -63,7 +65,8 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     Reads `landing/sales/week=W/` (parquet or CSV, complete once `_SUCCESS` is there), checks it
     against the contract, marks weeks with availability < 1 as censored and estimates their demand,
     and writes `sales_history/week=W/part-0.parquet`, sorted by (article_id, merchant_id). A range
-    of weeks runs in one run. The landing files are only read.
+    of weeks runs in one run. The landing files are only read. A run of several weeks shows their
+    units and SKUs per week in one picture (`weekly_sales`): one point per partition.
     """
     store = lake.open()
     weeks = weeks_in_window(context.partition_time_window)
@@ -71,6 +74,7 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
     progress = Progress("validating weekly drops", len(weeks), "weeks", context.log.info)
     rows = censored = 0
     last = None
+    weekly = []
     # A week is written while the next one is read and validated: both run in Arrow's C++ code,
     # which releases the GIL. One write at a time, in week order.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-history-write") as writer:
@@ -91,6 +95,8 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             )
             rows += last.num_rows
             censored += pc.sum(last["censored"]).as_py()
+            units = pc.sum(last["units_sold"]).as_py() or 0.0
+            weekly.append({"week": week, "units_sold": units, "skus": last.num_rows})
             progress.advance()
         _wait(written)
     assert last is not None
@@ -106,8 +112,18 @@ def sales_history(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.M
             "path": dg.MetadataValue.path(store.uri_of(SALES_HISTORY)),
             "lake": store.uri,
             "preview_last_week": preview(last.slice(0, PREVIEW_ROWS).to_pandas()),
+            **_weekly_picture(weekly),
         }
     )
+
+
+def _weekly_picture(weekly: list[dict]) -> dict[str, dg.MetadataValue]:
+    """Units and SKUs per week of a range run (a one-week run has nothing to draw)."""
+    if len(weekly) < 2:
+        return {}
+    frame = pd.DataFrame(weekly)
+    alt = f"units and SKUs per week, {weekly[0]['week']} .. {weekly[-1]['week']}"
+    return {"weekly_sales": picture(weekly_sales_chart(frame), alt)}
 
 
 def _history_week(store: Lake, week: dt.date) -> pa.Table:
