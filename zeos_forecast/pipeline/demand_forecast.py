@@ -123,7 +123,6 @@ def demand_forecast(
         ORIGIN_KEY,
         origin,
         picker.chosen(),
-        settings.history_weeks,
         settings.quantile_columns,
     )
     return dg.MaterializeResult(

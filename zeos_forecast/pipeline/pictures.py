@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from typing import Any
 
+import dagster as dg
 import pandas as pd
 
 from ..core import plots
@@ -31,7 +32,6 @@ def fan_chart_picture(
     key: str,
     origin: dt.date,
     choices: list[plots.SkuChoice],
-    history_weeks: int,
     quantile_columns: list[str],
 ) -> dict[str, Any]:
     """The fan chart of the chosen SKUs, from their rows only (never the whole history).
@@ -43,8 +43,7 @@ def fan_chart_picture(
     started = time.perf_counter()
     if not choices:
         return {}
-    weeks = min(plots.FAN_CHART_HISTORY_WEEKS, history_weeks)
-    first = origin - dt.timedelta(weeks=weeks - 1)
+    first = origin - dt.timedelta(weeks=plots.FAN_CHART_HISTORY_WEEKS - 1)
     history = _rows_of_skus(
         store,
         history_dataset,
@@ -65,7 +64,7 @@ def fan_chart_picture(
         "fan_chart_skus": ", ".join(
             f"{c.article_id}@{c.merchant_id} ({c.reason})" for c in choices
         ),
-        "fan_chart_path": store.uri_of_path(path),
+        "fan_chart_path": dg.MetadataValue.path(store.uri_of_path(path)),
         "seconds_pictures": round(time.perf_counter() - started, 2),
     }
 
