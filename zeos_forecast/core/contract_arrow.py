@@ -22,6 +22,7 @@ from .contract import (
     REQUIRED_COLUMNS,
     UNITS_RULE,
     ValueRule,
+    ids_spelled_one_way,
 )
 
 __all__ = ["SKU_ORDER", "validate_sales_tables"]
@@ -55,6 +56,8 @@ def validate_sales_tables(files: Sequence[tuple[str, pa.Table]], week: dt.date) 
         return None
     # A column some files lack is null in their rows, as pandas' concat makes it NaN.
     combined = pa.concat_tables(tables, promote_options="default").sort_by(SKU_ORDER)
+    if not all(ids_spelled_one_way(combined[column]) for column in KEY_COLUMNS):
+        return None  # surrounding whitespace or letter-case variants: contract.py says which
     return None if _repeats_a_sku(combined) else combined
 
 
