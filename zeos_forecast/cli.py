@@ -138,9 +138,16 @@ def _forecast(args: argparse.Namespace) -> int:
         f"Forecast for {meta.get('skus_scored', 0):,} SKUs x {meta.get('horizon')} weeks from "
         f"origin {args.week}: {lake.uri_of('demand_forecast')}/forecast_week={args.week}/"
     )
+    _print_failed_checks(outcome.failed_checks)
     if args.metadata_json:
         _write_metadata_json(args.metadata_json, outcome.metadata)
     return 0
+
+
+def _print_failed_checks(lines: list[str]) -> None:
+    """Checks that did not pass in runs that succeeded (warnings): on stderr, the exit code 0."""
+    for line in lines:
+        print(f"zeos-forecast: {redact(line)}", file=sys.stderr)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -156,6 +163,7 @@ def _validate(args: argparse.Namespace) -> int:
         if runs
         else f"Every drop up to {args.week} is validated already: nothing to run."
     )
+    _print_failed_checks(outcome.failed_checks)
     if args.metadata_json:
         _write_metadata_json(args.metadata_json, outcome.metadata)
     return 0
@@ -205,6 +213,7 @@ def _backfill(args: argparse.Namespace) -> int:
         _compute_config(args),
     )
     seconds = sum(w.seconds for w in weeks)
+    _print_failed_checks([line for w in weeks for line in w.run.failed_checks])
     print(
         f"Backfilled {len(weeks)} week{'s' if len(weeks) != 1 else ''} {args.first} .. "
         f"{args.last} in {seconds:.0f} s ({seconds / len(weeks):.1f} s per week): "

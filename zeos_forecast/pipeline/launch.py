@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..datasets import add_data_hint
 from ..drops import IDENTITY_FOOTER_KEY
 from ..storage import LANDING_SALES, Lake
 from .console_log import console_log_level
+from .dead_runs import fail_runs_of_dead_processes, process_tag
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
@@ -62,16 +64,25 @@ class WeekRun:
     run_ids: list[str] = field(default_factory=list)
     history_weeks_validated: int = 0
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # One line per check that did not pass in a run that succeeded (a warning, or an error that
+    # blocks nothing): Dagster records them, and the CLI prints them.
+    failed_checks: list[str] = field(default_factory=list)
 
 
 def dagster_instance() -> dg.DagsterInstance:
-    """The instance under `DAGSTER_HOME` (default `./.dagster`, the one `make dev` shows)."""
+    """The instance under `DAGSTER_HOME` (default `./.dagster`, the one `make dev` shows).
+
+    Runs left unfinished by a CLI process that is gone are marked failed first (`dead_runs`).
+    """
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path.cwd() / ".dagster")))
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
         config.write_text(DEFAULT_INSTANCE_YAML)
-    return dg.DagsterInstance.get()
+    instance = dg.DagsterInstance.get()
+    for line in fail_runs_of_dead_processes(instance):
+        print(line, file=sys.stderr)
+    return instance
 
 
 def forecast_week(
@@ -113,7 +124,13 @@ def forecast_week(
     if not publish:
         assets.remove(PUBLISHED_FORECAST)
     run_id, metadata = _execute(
-        instance, assets, {PARTITION_TAG: week.isoformat()}, lake_root, ops, compute_config
+        instance,
+        assets,
+        {PARTITION_TAG: week.isoformat()},
+        lake_root,
+        ops,
+        compute_config,
+        outcome.failed_checks,
     )
     outcome.run_ids.append(run_id)
     outcome.metadata.update(metadata)
@@ -208,7 +225,9 @@ def validate_history(
         if report:
             report(f"Validating sales_history {first} .. {last} in one run ...")
         tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
-        run_id, metadata = _execute(instance, [SALES_HISTORY], tags, lake_root, {})
+        run_id, metadata = _execute(
+            instance, [SALES_HISTORY], tags, lake_root, {}, failed_checks=outcome.failed_checks
+        )
         outcome.run_ids.append(run_id)
         outcome.history_weeks_validated += (last - first).days // 7 + 1
         outcome.metadata.update(metadata)
@@ -326,7 +345,10 @@ def _execute(
     lake_root: str,
     ops: dict[str, Any],
     compute_config: dict[str, Any] | None = None,
+    failed_checks: list[str] | None = None,
 ) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Runs the assets; returns the run id and each asset's materialization metadata, and adds a
+    line per check that did not pass to `failed_checks`."""
     run_config = {
         "loggers": {"console": {"config": {"log_level": console_log_level()}}},
         "resources": {
@@ -339,13 +361,29 @@ def _execute(
         dg.reconstructable(weekly_job),
         instance=instance,
         run_config=run_config,
-        tags={**lake_tags(lake_root), **tags},
+        tags={**lake_tags(lake_root), **process_tag(), **tags},
         asset_selection=[dg.AssetKey(a) for a in assets],
         raise_on_error=False,
     ) as result:
         if not result.success:
             raise RunFailed(_failure_message(result))
+        if failed_checks is not None:
+            failed_checks.extend(_failed_checks(result))
         return result.run_id, _materialization_metadata(result)
+
+
+def _failed_checks(result: dg.ExecuteJobResult) -> list[str]:
+    lines = []
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            continue
+        week = f" for week {evaluation.partition}" if evaluation.partition else ""
+        lines.append(
+            f"{evaluation.severity.value.lower()}: check {evaluation.asset_key.to_user_string()}"
+            f" {evaluation.check_name} did not pass{week} (run {result.run_id}): "
+            f"{evaluation.description}"
+        )
+    return lines
 
 
 def _failure_message(result: dg.ExecuteJobResult) -> str:
