@@ -141,6 +141,31 @@ def test_a_drop_on_s3_without_its_marker_is_neither_listed_nor_read(lake, s3_ser
     assert f"s3://{bucket}/lake/landing/sales/week={WEEK}" in str(caught.value)
 
 
+def test_a_drop_on_s3_has_one_identity_for_the_sensor_the_planner_and_the_run(
+    lake, s3_server, bucket
+):
+    # The planners list ETags through boto3 (`list_objects`), the run reads HEAD ETags through
+    # pyarrow, a Lake without boto3 HEADs each file: all three must agree, or every run would
+    # validate again, or none would see a re-drop.
+    lake.write_landing_drop(WEEK, sales_drop(WEEK))
+    without_boto = Lake(lake.uri, filesystem=lake.fs)
+    listed = lake.sales_drops()[WEEK].identity
+    zone = S3LandingZone(root=lake.uri, s3=s3_server.s3_resource())
+
+    assert zone.complete_drops()[WEEK].identity == listed
+    assert without_boto.sales_drops()[WEEK].identity == listed
+    assert lake.read_drop_snapshot("landing/sales", WEEK).identity == listed
+
+    buffer = io.BytesIO()  # the same key, other content: a re-drop, whatever the times
+    sales_drop(WEEK).assign(units_sold=99.0).to_parquet(buffer, index=False)
+    put(s3_server, bucket, f"lake/landing/sales/week={WEEK}/part-0.parquet", buffer.getvalue())
+    put(s3_server, bucket, f"lake/landing/sales/week={WEEK}/{SUCCESS_MARKER}", b"")
+
+    again = lake.sales_drops()[WEEK].identity
+    assert again != listed
+    assert lake.read_drop_snapshot("landing/sales", WEEK).identity == again
+
+
 def test_csv_and_gzipped_csv_drops_on_s3_are_read_as_text_in_name_order(lake, s3_server, bucket):
     folder = f"lake/landing/sales/week={WEEK}"
     text = f"article_id,merchant_id,week,units_sold,availability\n007,M1,{WEEK},3,\n"
