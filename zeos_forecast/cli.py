@@ -34,6 +34,8 @@ __all__ = ["commands", "main"]
 DEFAULTS = ForecastSettings()
 # Where a setting's description ends its first sentence (its option's help).
 _FIRST_SENTENCE = re.compile(r"(?<=[\w)`])\.\s+(?=[A-Z`])")
+# Checks that did not pass printed after a run, at most (the latest weeks').
+PRINTED_CHECKS = 10
 # Dagster's console log level for each choice of --quiet / --verbose.
 LOG_LEVELS = {"quiet": "WARNING", "normal": "INFO", "verbose": "DEBUG"}
 
@@ -145,8 +147,17 @@ def _forecast(args: argparse.Namespace) -> int:
 
 
 def _print_failed_checks(lines: list[str]) -> None:
-    """Checks that did not pass in runs that succeeded (warnings): on stderr, the exit code 0."""
-    for line in lines:
+    """Checks that did not pass in runs that succeeded (warnings): on stderr, the exit code 0.
+
+    The latest weeks' last: a backlog's run may fail a warning on many old weeks."""
+    shown = lines[-PRINTED_CHECKS:]
+    if len(lines) > len(shown):
+        print(
+            f"zeos-forecast: {len(lines) - len(shown)} more checks did not pass on earlier weeks "
+            "(every check is on its run in the Dagster UI); the latest:",
+            file=sys.stderr,
+        )
+    for line in shown:
         print(f"zeos-forecast: {redact(line)}", file=sys.stderr)
 
 
