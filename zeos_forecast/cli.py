@@ -196,7 +196,7 @@ def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
     def serialisable(value) -> bool:
         try:
             json.dumps(value)
-        except (TypeError, ValueError):
+        except Exception:  # TypeError, ValueError, or a Dagster record that refuses iteration
             return False
         return True
 
