@@ -108,6 +108,7 @@ def active_keys(features: pd.DataFrame) -> set[tuple[str, str]]:
         ("calibration_weeks", -1),
         ("target_transform", "log"),
         ("predictor", "numba"),
+        ("level_twin", "yes"),
     ],
 )
 def test_an_invalid_setting_raises_a_value_error_naming_the_field(field, value):
@@ -291,7 +292,9 @@ def test_quantiles_belong_to_their_own_sku_when_some_skus_are_discontinued():
         lags=(1, 2),
         rolling_windows=(4,),
         threads=1,
-        min_child_samples=20,  # 1,640 rows: leaves of the default 340 rows could not split
+        # 1,640 rows of dense demand: the relative-error point's leaves of 340 rows could not
+        # split; explicit LightGBM parameters take precedence over its capacity.
+        lgbm_params={"min_child_samples": 20},
     )
 
     table = train_and_score(frame, ORIGIN, quick).table
@@ -549,6 +552,7 @@ def test_a_fitted_twin_forecasts_in_units_and_not_for_skus_without_a_level():
         target_transform="none",
         point_objective="l2",
         min_child_samples=20,
+        level_twin="on",
     )
     forecaster = make_forecaster(fitted)
 
@@ -562,7 +566,7 @@ def test_a_fitted_twin_forecasts_in_units_and_not_for_skus_without_a_level():
 
 
 def test_without_the_level_twin_only_the_point_model_forecasts(features, table):
-    settings = replace(SETTINGS, level_twin=False)
+    settings = replace(SETTINGS, level_twin="off")
 
     alone = train_and_score(features, ORIGIN, settings).table
 
@@ -570,3 +574,20 @@ def test_without_the_level_twin_only_the_point_model_forecasts(features, table):
     assert settings.resolved(0.5).trees_per_fit == 4 * SETTINGS.n_estimators
     assert SETTINGS.resolved(0.5).trees_per_fit == 5 * SETTINGS.n_estimators
     assert not np.allclose(alone["forecast"], table["forecast"])
+
+
+@pytest.mark.parametrize(
+    ("zero_share", "objective", "twin"),
+    [(0.5, "tweedie", "on"), (0.1, "mape", "off")],
+)
+def test_auto_fits_a_level_twin_for_a_mean_point_and_none_for_a_relative_error_point(
+    zero_share, objective, twin
+):
+    resolved = ForecastSettings().resolved(zero_share)
+
+    assert (resolved.point_objective, resolved.level_twin) == (objective, twin)
+
+
+def test_a_forced_level_twin_is_kept_whatever_the_objective():
+    assert ForecastSettings(level_twin="on").resolved(0.1).level_twin == "on"
+    assert ForecastSettings(level_twin="off").resolved(0.5).level_twin == "off"

@@ -306,7 +306,10 @@ def fit_models(
     params["seed"] = params.pop("random_state")
     objectives = {POINT: {"objective": settings.point_objective}}
     if settings.point_objective in RELATIVE_ERROR_OBJECTIVES:
-        objectives[POINT] |= RELATIVE_POINT_CAPACITY
+        # TSPerf's capacity, unless `lgbm_params` set these parameters explicitly.
+        objectives[POINT] |= {
+            k: v for k, v in RELATIVE_POINT_CAPACITY.items() if k not in settings.lgbm_params
+        }
     objectives |= {
         column: {"objective": "quantile", "alpha": level}
         for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True)
@@ -327,7 +330,8 @@ def fit_models(
             callbacks=[lambda _env: trees.advance()],
         )
         models[name] = FittedBooster(booster, list(inputs.columns), categories)
-    relative = RelativeInputs.of(list(inputs.columns)) if settings.level_twin else None
+    twin = settings.level_twin == "on"
+    relative = RelativeInputs.of(list(inputs.columns)) if twin else None
     if relative is not None:
         scaled, level = relative.scale(matrix)
         rows = level > LEVEL_FLOOR

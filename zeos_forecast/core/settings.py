@@ -11,6 +11,7 @@ from typing import Any
 __all__ = [
     "AUTO",
     "INTERMITTENT_ZERO_SHARE",
+    "LEVEL_TWINS",
     "PREDICTORS",
     "RELATIVE_ERROR_OBJECTIVES",
     "RELATIVE_POINT_CAPACITY",
@@ -53,7 +54,12 @@ RELATIVE_POINT_CAPACITY = {
 WINDOW_SETTINGS = ("history_weeks", "min_history_weeks", "active_weeks")
 NOT_PER_RUN = ("lgbm_params",)
 # Settings that take one of a few words: the run config, the CLI and the component's YAML say so.
-SETTING_CHOICES = {"target_transform": TARGET_TRANSFORMS, "predictor": PREDICTORS}
+LEVEL_TWINS = ("auto", "on", "off")
+SETTING_CHOICES = {
+    "target_transform": TARGET_TRANSFORMS,
+    "predictor": PREDICTORS,
+    "level_twin": LEVEL_TWINS,
+}
 
 
 @dataclass(frozen=True)
@@ -95,18 +101,22 @@ class ForecastSettings:
             `RELATIVE_POINT_TREES` when the point objective is a relative error.
         level_twin: Fit a twin of the point model on each SKU's demand relative to its level
             (its mean weekly demand so far; lags and their windows divided by it, the target
-            too) and forecast the mean of the two. One model for all SKUs learns the
-            movements of fast sellers in units; its twin learns every SKU's movements as
-            shares of its own level; averaged, the errors of the two partly cancel. Costs a
-            second point model (fit and scoring). Chosen by backtest: docs/accuracy.md.
+            too) and forecast the mean of the two. One model for all SKUs, judged in units,
+            learns the fast sellers' movements; its twin learns every SKU's movements as shares
+            of its own level; averaged, their errors partly cancel. `auto` (default): a twin
+            for a mean point (`tweedie`, `l2`, ...), whose loss weighs SKUs by their size; none
+            for a relative-error point (`mape`), whose loss already judges every SKU relative
+            to its size. `on`/`off` force it. Costs a second point model (fit and scoring).
+            Chosen by backtest: docs/accuracy.md.
         learning_rate: LightGBM learning rate.
         num_leaves: Leaves per tree.
         min_child_samples: Minimum rows in a leaf.
         feature_fraction: Share of the inputs each tree may split on.
         bagging_fraction: Share of the rows each tree is fitted on, drawn again every
             `bagging_freq` trees (`bagging_freq` 0: every row, always). These five are the
-            capacity of the mean and quantile models; a relative-error point model and its
-            twin take `RELATIVE_POINT_CAPACITY` (TSPerf's tuned values) instead.
+            capacity of the mean and quantile models; a relative-error point model takes
+            `RELATIVE_POINT_CAPACITY` (TSPerf's tuned values) instead, except for parameters
+            named in `lgbm_params`.
         bagging_freq: Trees between two draws of the rows (0: no bagging).
         seed: Random seed; with the same input and settings the forecast is identical.
         threads: Threads for LightGBM and feature computation (0 = all cores).
@@ -132,7 +142,7 @@ class ForecastSettings:
     train_rows: int = 1_000_000
     n_estimators: int = 100
     point_estimators: int = 0
-    level_twin: bool = True
+    level_twin: str = "auto"
     learning_rate: float = 0.1
     num_leaves: int = 63
     min_child_samples: int = 20
@@ -165,6 +175,8 @@ class ForecastSettings:
                 f"target_transform must be one of {TARGET_TRANSFORMS}, "
                 f"got {self.target_transform!r}"
             )
+        if self.level_twin not in LEVEL_TWINS:
+            problems.append(f"level_twin must be one of {LEVEL_TWINS}, got {self.level_twin!r}")
         if self.predictor not in PREDICTORS:
             problems.append(f"predictor must be one of {PREDICTORS}, got {self.predictor!r}")
         if self.calibration_weeks < 0:
@@ -203,14 +215,21 @@ class ForecastSettings:
         trees = self.point_estimators or (
             RELATIVE_POINT_TREES if objective in RELATIVE_ERROR_OBJECTIVES else self.n_estimators
         )
+        twin = self.level_twin
+        if twin == AUTO:
+            twin = "off" if objective in RELATIVE_ERROR_OBJECTIVES else "on"
         return replace(
-            self, target_transform=transform, point_objective=objective, point_estimators=trees
+            self,
+            target_transform=transform,
+            point_objective=objective,
+            point_estimators=trees,
+            level_twin=twin,
         )
 
     @property
     def trees_per_fit(self) -> int:
         """Trees fitted in one fit of the resolved settings (the progress of a fit)."""
-        points = 2 if self.level_twin else 1
+        points = 2 if self.level_twin == "on" else 1
         return self.point_estimators * points + self.n_estimators * len(self.quantiles)
 
     def as_dict(self) -> dict[str, Any]:
