@@ -10,10 +10,11 @@ import shutil
 import dagster as dg
 import pandas as pd
 import pytest
+from weekly_graph import sales_history
 
 from zeos_forecast.core.plots import SkuPicker
 from zeos_forecast.pipeline import launch
-from zeos_forecast.pipeline.resources import LAKE_TAG, lake_tags
+from zeos_forecast.pipeline.resources import LAKE_TAG, ComputeResource, LakeResource, lake_tags
 
 pytestmark = pytest.mark.slow  # runs Dagster: seconds per test
 
@@ -140,6 +141,19 @@ def test_the_sku_picker_chooses_the_same_skus_whatever_the_batches():
     assert whole.chosen() == batched.chosen()
     assert [c.article_id for c in whole.chosen()[:2]] == ["a19", "a18"]
     assert len({c.article_id for c in whole.chosen()}) == 4
+
+
+def test_a_run_launched_elsewhere_gets_its_lake_tag_from_the_lake_resource(runs):
+    root, _, instance, _ = runs
+
+    result = dg.materialize(  # as the UI launches a run: no tags from our launcher
+        [sales_history],
+        partition_key=WEEK.isoformat(),
+        resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
+        instance=instance,
+    )
+
+    assert instance.get_run_by_id(result.run_id).tags[LAKE_TAG] == str(root)
 
 
 def test_the_lake_tag_never_holds_credentials():
