@@ -89,8 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.command(args)
     except Exception as error:  # a clear message on stderr, not a traceback, for users
         from .pipeline.launch import RunFailed
+        from .pipeline.week_lock import WeekAlreadyRunning
 
-        if not isinstance(error, RunFailed | ValueError | OSError):
+        if not isinstance(error, RunFailed | WeekAlreadyRunning | ValueError | OSError):
             raise
         print(f"zeos-forecast {args.name}: {redact(str(error))}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ from .published_forecast import PUBLISHED_FORECAST
 from .resources import lake_tags
 from .sales_history import SALES_HISTORY
 from .sensors import RUN_KEY_TAG
+from .week_lock import hold_week
 
 __all__ = [
     "RunFailed",
@@ -102,8 +103,11 @@ def forecast_week(
     forecast of `week`, publishes it (unless `publish` is False, as in backtests) and scores the
     earlier forecasts that covered `week` (`forecast_accuracy`).
 
+    Only one run of a week at a time (`week_lock`): another one under way refuses this one.
+
     Raises:
         RunFailed: with the failing step's error message.
+        WeekAlreadyRunning: when the week is being run on the lake already.
     """
     window_config = window_config or {}
     history_weeks = window_config.get("history_weeks", ForecastSettings().history_weeks)
@@ -113,28 +117,29 @@ def forecast_week(
     _check_partition_range(week, history_weeks, list(drops))
     if week not in drops:
         raise RunFailed(_no_drop_message(week, lake, list(drops)))
-    validate_history(lake, lake_root, week, history_weeks, instance, report, outcome)
-    if report:
-        report(f"Building features and forecast for {week} ...")
-    ops = {
-        DEMAND_FEATURES: {"config": window_config},
-        DEMAND_FORECAST: {"config": forecast_config or {}},
-    }
-    assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
-    if not publish:
-        assets.remove(PUBLISHED_FORECAST)
-    run_id, metadata = _execute(
-        instance,
-        assets,
-        {PARTITION_TAG: week.isoformat()},
-        lake_root,
-        ops,
-        compute_config,
-        outcome.failed_checks,
-    )
-    outcome.run_ids.append(run_id)
-    outcome.metadata.update(metadata)
-    return outcome
+    with hold_week(instance, lake_root, week):
+        validate_history(lake, lake_root, week, history_weeks, instance, report, outcome)
+        if report:
+            report(f"Building features and forecast for {week} ...")
+        ops = {
+            DEMAND_FEATURES: {"config": window_config},
+            DEMAND_FORECAST: {"config": forecast_config or {}},
+        }
+        assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
+        if not publish:
+            assets.remove(PUBLISHED_FORECAST)
+        run_id, metadata = _execute(
+            instance,
+            assets,
+            {PARTITION_TAG: week.isoformat()},
+            lake_root,
+            ops,
+            compute_config,
+            outcome.failed_checks,
+        )
+        outcome.run_ids.append(run_id)
+        outcome.metadata.update(metadata)
+        return outcome
 
 
 def execute_request(
