@@ -62,6 +62,8 @@ def snapshot(root: Path) -> Snapshot:
         if path.name.startswith("."):
             hidden.append(relative)
             continue
+        if path.name.startswith("_"):
+            continue  # a picture beside a partition's data (`_fan_chart.png`), not data
         frame = pd.read_parquet(path)
         run_ids[relative] = {str(v) for c in RUN_COLUMNS if c in frame for v in frame[c]}
         frame = frame.drop(columns=[c for c in RUN_COLUMNS if c in frame])

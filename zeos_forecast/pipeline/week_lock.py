@@ -63,7 +63,7 @@ def hold_week(instance: dg.DagsterInstance, lake_root: str, week: dt.date) -> It
         try:
             handle.seek(0)
             handle.truncate()
-            handle.write(f"zeos-forecast pid {os.getpid()}")
+            handle.write(f"held by process {os.getpid()}")
             handle.flush()
             _refuse_active_runs(instance, lake, week)
             yield
