@@ -377,7 +377,8 @@ def test_the_asset_graph_writes_every_dataset_into_the_bucket(on_s3, s3_server):
     assert list(on_s3.lake.partitions("sales_history", "week")) == WINDOW
     assert list(on_s3.lake.partitions("demand_features", "forecast_week")) == [WEEK]
     assert keys(s3_server, on_s3.bucket, "lake/demand_forecast/") == [
-        f"lake/demand_forecast/forecast_week={WEEK}/part-0.parquet"
+        f"lake/demand_forecast/forecast_week={WEEK}/_fan_chart.png",  # the picture, on S3 too
+        f"lake/demand_forecast/forecast_week={WEEK}/part-0.parquet",
     ]
     recorded = on_s3.instance.get_materialized_partitions(dg.AssetKey("sales_history"))
     assert recorded == {w.isoformat() for w in WINDOW}
