@@ -23,6 +23,7 @@ from zeos_forecast.core.model import (
     POINT_FACTOR_BOUNDS,
     QUANTILE_MIN_ROWS,
     QUANTILE_ROWS_SHARE,
+    RELATIVE_TARGET_QUANTILE,
     TWIN,
     USUAL_WEEKS,
     RelativeInputs,
@@ -591,3 +592,31 @@ def test_auto_fits_a_level_twin_for_a_mean_point_and_none_for_a_relative_error_p
 def test_a_forced_level_twin_is_kept_whatever_the_objective():
     assert ForecastSettings(level_twin="on").resolved(0.1).level_twin == "on"
     assert ForecastSettings(level_twin="off").resolved(0.5).level_twin == "off"
+
+
+def test_one_spike_of_a_slow_seller_does_not_blow_up_its_twins_forecast():
+    # 1,000 rows selling about their level, and one data error: 4,242 units where 2 sell.
+    rng = np.random.default_rng(5)
+    level = rng.uniform(1.0, 3.0, 1_000).astype("float32")
+    y = (level * rng.uniform(0.8, 1.2, len(level))).astype("float32")
+    y[0], level[0] = 4_242.0, 2.0
+    x = pd.DataFrame(
+        {"weight": np.ones(len(level), dtype="float32"), "lag1": level, LEVEL_COLUMN: level}
+    )
+    fitted = ForecastSettings(
+        n_estimators=5,
+        point_estimators=60,
+        threads=1,
+        point_objective="l2",
+        target_transform="none",
+        min_child_samples=20,
+        level_twin="on",
+    )
+    forecaster = make_forecaster(fitted)
+
+    fit_models(forecaster, x, y, Progress("fitting", fitted.trees_per_fit, "trees", None), fitted)
+
+    # The twin learnt relative demand capped at its 99th percentile: about 1.2 x the level.
+    assert RELATIVE_TARGET_QUANTILE == 0.99
+    predicted = forecaster.models_[TWIN].predict(x.drop(columns="weight"))
+    assert (predicted / level).max() < 2

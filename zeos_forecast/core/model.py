@@ -51,6 +51,11 @@ TARGET_INPUT_PREFIXES = ("lag", "rolling_", "expanding_")
 # Rows whose level is at most this (a SKU without sales so far) have no relative demand: the
 # twin neither learns from them nor forecasts them, the point model alone does.
 LEVEL_FLOOR = 1e-6
+# The twin learns typical relative movements: its target (demand / level) is capped at this
+# quantile of the training rows' relative demand, so that one spike of a slow seller (a data error
+# of 4,242 units where 2 sell) cannot fill leaves with thousands of times their level; the point
+# model, in units, still sees such weeks as they are.
+RELATIVE_TARGET_QUANTILE = 0.99
 # Beyond this many training rows, the quantile models fit on this share of them (`fit_models`).
 QUANTILE_MIN_ROWS = 300_000
 QUANTILE_ROWS_SHARE = 1 / 3
@@ -336,9 +341,11 @@ def fit_models(
         scaled, level = relative.scale(matrix)
         rows = level > LEVEL_FLOOR
         if rows.any():
+            relative_demand = label[rows] / level[rows].astype("float32")
+            cap = np.quantile(relative_demand, RELATIVE_TARGET_QUANTILE)
             twin_rows = lgb.Dataset(
                 scaled[rows],
-                label=label[rows] / level[rows].astype("float32"),
+                label=np.minimum(relative_demand, cap),
                 weight=weight[rows],
                 params={"verbosity": -1, "seed": settings.seed},
                 **described,
