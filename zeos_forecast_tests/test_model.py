@@ -18,7 +18,6 @@ from zeos_forecast.core.features import (
     regular_price_column,
 )
 from zeos_forecast.core.model import (
-    LEVEL_COLUMN,
     POINT,
     POINT_FACTOR_BOUNDS,
     QUANTILE_MIN_ROWS,
@@ -30,6 +29,7 @@ from zeos_forecast.core.model import (
     _AlongPointPath,
     fit_models,
     future_inputs,
+    level_column,
     make_forecaster,
     point_factor,
     quantile_sample,
@@ -479,11 +479,12 @@ def test_quantile_models_follow_the_weights_not_the_row_counts():
 
 # ---- the level twin ----
 
+LEVEL_COLUMN = level_column(ForecastSettings().rolling_windows)
 RELATIVE_COLUMNS = ["lag1", "rolling_mean_lag1_window_size4", LEVEL_COLUMN, "price", "week_of_year"]
 
 
 def test_the_level_twin_sees_the_target_inputs_as_shares_of_the_level():
-    relative = RelativeInputs.of(RELATIVE_COLUMNS)
+    relative = RelativeInputs.of(RELATIVE_COLUMNS, LEVEL_COLUMN)
     matrix = np.array(
         [[4, 2, 2, 9.5, 10], [0, 0, 0, 3.0, 11], [1, 1, np.nan, 3.0, 12]], dtype="float32"
     )
@@ -500,7 +501,7 @@ def test_the_level_twin_sees_the_target_inputs_as_shares_of_the_level():
     lags=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=2, max_size=2),
 )
 def test_target_inputs_divided_by_the_level_and_multiplied_back_are_the_inputs(level, lags):
-    relative = RelativeInputs.of(RELATIVE_COLUMNS)
+    relative = RelativeInputs.of(RELATIVE_COLUMNS, LEVEL_COLUMN)
     matrix = np.array([[lags[0], lags[1], level, 1.0, 7.0]], dtype="float32")
 
     scaled, found = relative.scale(matrix)
@@ -510,7 +511,13 @@ def test_target_inputs_divided_by_the_level_and_multiplied_back_are_the_inputs(l
 
 
 def test_inputs_without_a_level_get_no_twin():
-    assert RelativeInputs.of(["lag1", "price"]) is None
+    assert RelativeInputs.of(["lag1", "price"], LEVEL_COLUMN) is None
+
+
+def test_the_level_is_the_mean_of_the_longest_rolling_window_of_last_weeks_demand():
+    # After a peak, a recent mean follows demand down; the window's mean so far would not.
+    assert level_column((4, 13)) == "rolling_mean_lag1_window_size13"
+    assert level_column((26, 8)) == "rolling_mean_lag1_window_size26"
 
 
 class _Stub:

@@ -37,14 +37,18 @@ from .features import discount, dynamic_columns, regular_price_column, static_co
 from .progress import Progress, Report
 from .settings import RELATIVE_ERROR_OBJECTIVES, RELATIVE_POINT_CAPACITY, ForecastSettings
 
-__all__ = ["ForecastResult", "FutureInputs", "future_inputs", "train_and_score", "week_of_year"]
+__all__ = [
+    "ForecastResult",
+    "FutureInputs",
+    "future_inputs",
+    "level_column",
+    "train_and_score",
+    "week_of_year",
+]
 
 POINT = "forecast"
 # The point model's twin that learns demand relative to each SKU's level (`level_twin`).
 TWIN = "forecast_level"
-# A row's level: the SKU's mean weekly demand in the window up to the week before (a feature
-# mlforecast computes anyway, so the recursion updates it with the forecast itself).
-LEVEL_COLUMN = "expanding_mean_lag1"
 # Inputs computed from the target (lags and their windows): the twin sees them divided by the
 # level, so that slow and fast sellers share one pattern of relative movements.
 TARGET_INPUT_PREFIXES = ("lag", "rolling_", "expanding_")
@@ -253,6 +257,17 @@ def make_forecaster(settings: ForecastSettings) -> MLForecast:
     )
 
 
+def level_column(rolling_windows: tuple[int, ...]) -> str:
+    """A row's level for the twin: the SKU's mean demand over the longest rolling window.
+
+    The window ends the week before, and mlforecast computes it anyway, so the recursion updates
+    it with the forecast itself. A recent mean rather than the mean of the whole window: after a
+    season's peak or a change of regime the level follows demand down within a quarter. A SKU
+    with fewer weeks than the window has no level yet; its point model alone forecasts it.
+    """
+    return f"rolling_mean_lag1_window_size{max(rolling_windows)}"
+
+
 def training_sample(
     x: pd.DataFrame, y: np.ndarray, max_rows: int, seed: int, share: float | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
@@ -336,7 +351,8 @@ def fit_models(
         )
         models[name] = FittedBooster(booster, list(inputs.columns), categories)
     twin = settings.level_twin == "on"
-    relative = RelativeInputs.of(list(inputs.columns)) if twin else None
+    level_name = level_column(settings.rolling_windows)
+    relative = RelativeInputs.of(list(inputs.columns), level_name) if twin else None
     if relative is not None:
         scaled, level = relative.scale(matrix)
         rows = level > LEVEL_FLOOR
@@ -427,7 +443,7 @@ class RelativeInputs:
     """How the level twin sees a row: its target-derived inputs divided by the row's level.
 
     Attributes:
-        level: Position of `LEVEL_COLUMN` in the input matrix.
+        level: Position of the level (`level_column`) in the input matrix.
         scaled: Positions of the inputs computed from the target (`TARGET_INPUT_PREFIXES`).
     """
 
@@ -435,11 +451,12 @@ class RelativeInputs:
     scaled: tuple[int, ...]
 
     @classmethod
-    def of(cls, columns: list[str]) -> RelativeInputs | None:
-        if LEVEL_COLUMN not in columns:
+    def of(cls, columns: list[str], level: str) -> RelativeInputs | None:
+        """The positions in `columns` (None when the level column is not among them)."""
+        if level not in columns:
             return None
         scaled = tuple(i for i, c in enumerate(columns) if c.startswith(TARGET_INPUT_PREFIXES))
-        return cls(columns.index(LEVEL_COLUMN), scaled)
+        return cls(columns.index(level), scaled)
 
     def scale(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The matrix with its target inputs divided by the level, and the level (0 for NaN)."""
