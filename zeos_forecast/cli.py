@@ -326,6 +326,20 @@ def _bench_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_contention(args: argparse.Namespace) -> int:
+    from .bench.contention import ContentionFailed, ContentionOptions, run_contention
+
+    options = ContentionOptions(
+        skus=args.skus, weeks=args.weeks, busy=args.busy, data=args.data, seed=args.seed
+    )
+    try:
+        run_contention(options)
+    except (ContentionFailed, ValueError) as error:
+        print(f"zeos-forecast bench contention: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run_configs(args: argparse.Namespace) -> tuple[dict, dict]:
     """Run config of `demand_forecast` and `demand_features` from the model options given."""
     forecast_config = {
@@ -614,6 +628,26 @@ def _parser() -> argparse.ArgumentParser:
     backfill_bench.add_argument("--n-estimators", type=int, help=f"default {DEFAULTS.n_estimators}")
     backfill_bench.add_argument("--threads", type=int, help="0 = all cores (default)")
     backfill_bench.set_defaults(command=_bench_backfill)
+
+    contention = benchmarks.add_parser(
+        "contention",
+        help="the weekly run's training quiet and with other processes busy on the cores: the "
+        "previous default (all cores, active waiting) against ours, each in its own process",
+    )
+    contention.add_argument("--skus", type=int, default=300, help="SKUs to generate (default 300)")
+    contention.add_argument(
+        "--weeks", type=int, default=104, help="weekly drops of history (default 104)"
+    )
+    contention.add_argument(
+        "--busy", type=int, default=1, help="cores kept busy during the busy runs (default 1)"
+    )
+    contention.add_argument(
+        "--data",
+        type=Path,
+        help="data folder, reused when complete (default /tmp/zeos-bench/skus<N>-weeks<W>-seed<S>)",
+    )
+    contention.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    contention.set_defaults(command=_bench_contention)
     return parser
 
 
