@@ -47,12 +47,17 @@ from .drops import (
 from .redaction import redact, refuse_credentials
 
 __all__ = [
+    "DEMAND_FEATURES",
+    "DEMAND_FORECAST",
     "LANDING",
     "LANDING_ARTICLES",
     "LANDING_MERCHANTS",
     "LANDING_PLANS",
     "LANDING_SALES",
+    "ORIGIN_KEY",
+    "SALES_HISTORY",
     "SUCCESS_MARKER",
+    "WEEK_KEY",
     "DropSnapshot",
     "Lake",
     "LakeStoreError",
@@ -66,6 +71,12 @@ LANDING_SALES = "landing/sales"
 LANDING_PLANS = "landing/plans"
 LANDING_ARTICLES = "landing/articles"
 LANDING_MERCHANTS = "landing/merchants"
+# The derived datasets (each named as the asset that writes it) and their partition keys.
+SALES_HISTORY = "sales_history"
+DEMAND_FEATURES = "demand_features"
+DEMAND_FORECAST = "demand_forecast"
+WEEK_KEY = "week"
+ORIGIN_KEY = "forecast_week"
 PART_FILE = "part-0.parquet"
 # Row groups of this size keep readers' memory flat and let them skip by statistics.
 ROW_GROUP_ROWS = 1_000_000

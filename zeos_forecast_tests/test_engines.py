@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ from zeos_forecast.core.compute import (
 from zeos_forecast.core.engine import sampling_plan, train_and_score_sharded
 from zeos_forecast.core.features import build_demand_features
 from zeos_forecast.core.model import train_and_score
+from zeos_forecast.core.services import FeatureWindow, build_features, forecast
 from zeos_forecast.core.settings import ForecastSettings
 from zeos_forecast.datasets.synthetic import generate_panel
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
@@ -379,3 +382,38 @@ def test_the_dask_executor_keeps_at_most_two_tasks_per_worker_ahead_of_its_reade
     assert first == 20
     assert 1 <= tasks_while_reading_the_first <= IN_FLIGHT_PER_WORKER + 1
     assert rest == list(range(19, 0, -1))
+
+
+# ---- the services without Dagster ----
+
+
+def test_the_core_services_give_the_weekly_assets_forecast_without_dagster(validated, lake_copy):
+    through_dagster, _ = forecast_with(lake_copy(validated), ComputeResource(engine="memory"))
+    root = lake_copy(validated)
+    lake = Lake(str(root))
+    window = FeatureWindow(
+        history_weeks=HISTORY_WEEKS,
+        min_history_weeks=FAST.min_history_weeks,
+        active_weeks=FAST.active_weeks,
+    )
+    settings = dataclasses.replace(ForecastSettings(), horizon=4, n_estimators=15, threads=1)
+
+    built = build_features(lake, ORIGIN, window, EngineSettings(engine="memory"))
+    written = forecast(lake, ORIGIN, settings, "no-run", EngineSettings(engine="memory"))
+
+    assert built.engine == written.engine == "memory"
+    table = lake.read_partition("demand_forecast", "forecast_week", ORIGIN)
+    assert set(table["run_id"]) == {"no-run"}
+    pd.testing.assert_frame_equal(table.drop(columns="run_id"), through_dagster)
+
+
+def test_the_core_services_import_no_dagster_module():
+    code = (
+        "import sys; import zeos_forecast.core.services, zeos_forecast.core.engine; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('dagster')))"
+    )
+    printed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+    assert printed.strip() == "[]"

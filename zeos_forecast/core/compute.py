@@ -29,11 +29,13 @@ __all__ = [
     "ENGINES",
     "FOOTER_KEY",
     "DaskExecutor",
+    "Engine",
     "EngineSettings",
     "SerialExecutor",
     "ShardedInput",
     "ThreadExecutor",
     "WindowStats",
+    "open_engine",
     "physical_memory_bytes",
     "shard_executor",
     "usable_cores",
@@ -341,6 +343,35 @@ def shard_executor(
         yield ThreadExecutor(engine.local_workers)
     else:
         yield SerialExecutor()
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The engine a window was given, and the executor of its shard tasks.
+
+    Attributes:
+        settings: The settings with `auto` resolved (`settings.engine` is the engine's name).
+        executor: Runs shard tasks: in this thread (`memory`), on threads (`sharded`) or on
+            Dask workers (`dask`).
+    """
+
+    settings: EngineSettings
+    executor: SerialExecutor | ThreadExecutor | DaskExecutor
+
+    @property
+    def name(self) -> str:
+        return self.settings.engine
+
+
+@contextlib.contextmanager
+def open_engine(
+    settings: EngineSettings, rows: int, report: Report | None = None
+) -> Iterator[Engine]:
+    """The engine for a window of `rows` rows (`auto` resolved), its executor open while the
+    block runs (a Dask `LocalCluster` is shut down when it ends)."""
+    resolved = settings.resolve(rows)
+    with shard_executor(resolved.engine, resolved, report) as executor:
+        yield Engine(resolved, executor)
 
 
 def usable_cores() -> int:

@@ -9,7 +9,15 @@ __all__ = ["HistoryTooShortError", "require_history"]
 
 
 class HistoryTooShortError(ValueError):
-    """The window holds fewer weeks with sales rows than `min_history_weeks`."""
+    """The window holds fewer weeks with sales rows than `min_history_weeks`.
+
+    Attributes:
+        weeks_with_sales: How many weeks of the window have sales rows.
+    """
+
+    def __init__(self, message: str, weeks_with_sales: int = 0) -> None:
+        super().__init__(message)
+        self.weeks_with_sales = weeks_with_sales
 
 
 def require_history(
@@ -35,5 +43,6 @@ def require_history(
         f"Too little history to forecast from {origin}: {found} of its {window_weeks}-week "
         f"window {'has' if len(weeks_with_sales) == 1 else 'have'} sales rows, at least "
         f"{minimum} are needed (min_history_weeks).\nDrop earlier weeks into landing/sales/, or "
-        "lower the minimum (--min-history-weeks, or demand_features' min_history_weeks)."
+        "lower the minimum (--min-history-weeks, or demand_features' min_history_weeks).",
+        weeks_with_sales=len(weeks_with_sales),
     )

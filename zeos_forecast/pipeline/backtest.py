@@ -28,10 +28,10 @@ from ..core.accuracy import (
 from ..core.contract import KEY_COLUMNS
 from ..core.progress import Progress, Report
 from ..core.reference import REFERENCE_MODELS, TSPERF, tsperf_lightgbm
+from ..core.services import horizon_plans
 from ..core.settings import ForecastSettings
 from ..storage import Lake
 from .demand_features import ORIGIN_KEY
-from .demand_forecast import horizon_plans
 from .deployment import open_lake
 from .forecast_accuracy import FORECAST_ACCURACY
 from .launch import RunFailed, forecast_week, materialize_accuracy, validate_history

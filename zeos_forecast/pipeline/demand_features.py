@@ -1,29 +1,14 @@
-"""`demand_features`: the feature frame of the sliding history window ending at each origin week."""
+"""`demand_features`: the feature frame of the sliding history window ending at each origin week.
 
-import datetime as dt
-import functools
-import itertools
-import math
-import time
-from collections.abc import Iterator
+An adapter: run config in, `core.services.build_features`, metadata out."""
 
 import dagster as dg
-import numpy as np
-import pyarrow as pa
 
-from ..core.compute import shard_executor
-from ..core.contract import KEY_COLUMNS, LandingDataError, validate_metadata
-from ..core.feature_shards import (
-    FeatureShardJob,
-    WindowSummary,
-    build_feature_shard,
-    feature_inputs,
-    shift_sku,
-)
-from ..core.features import StaticTable, dynamic_columns, static_columns
-from ..core.history import HistoryTooShortError, require_history
-from ..core.progress import Progress
-from ..storage import LANDING_ARTICLES, LANDING_MERCHANTS, ROW_GROUP_ROWS, Lake
+from ..core.contract import LandingDataError
+from ..core.features import dynamic_columns, static_columns
+from ..core.history import HistoryTooShortError
+from ..core.services import FeatureWindow, build_features
+from ..storage import DEMAND_FEATURES, ORIGIN_KEY
 from .config import WindowConfig, window_config
 from .conventions import TABLE_SCHEMAS, with_row_count_and_uri
 from .instance import ForecastInstance
@@ -33,10 +18,13 @@ from .resources import ComputeResource, LakeResource
 from .retries import STEP_RETRY_POLICY, landing_failure
 from .sales_history import SALES_HISTORY
 
-__all__ = ["DEMAND_FEATURES", "demand_features", "demand_features_asset", "history_window"]
-
-DEMAND_FEATURES = "demand_features"
-ORIGIN_KEY = "forecast_week"
+__all__ = [
+    "DEMAND_FEATURES",
+    "ORIGIN_KEY",
+    "demand_features",
+    "demand_features_asset",
+    "history_window",
+]
 
 
 def history_window(history_weeks: int) -> dg.TimeWindowPartitionMapping:
@@ -87,78 +75,29 @@ def demand_features(
     run fails saying so, and nothing downstream (forecast, publication) runs.
     """
     store = lake.open()
-    origin = partition_week(context.partition_key)
-    first = origin - dt.timedelta(weeks=config.history_weeks - 1)
-    weeks = store.partitions(SALES_HISTORY, "week")
-    if origin not in weeks:
-        raise dg.Failure(
-            f"sales_history has no partition for the origin week {origin}: "
-            f"materialize sales_history for {origin} first.",
-            allow_retries=False,
-        )
-    started = time.perf_counter()
-    rows_per_week = {
-        w: store.partition_rows(SALES_HISTORY, "week", w) for w in weeks if first <= w <= origin
-    }
-    weeks_with_sales = [w for w, rows in rows_per_week.items() if rows > 0]
-    try:
-        require_history(weeks_with_sales, origin, config.history_weeks, config.min_history_weeks)
-    except HistoryTooShortError as error:
-        raise dg.Failure(
-            str(error), metadata={"weeks_with_sales": len(weeks_with_sales)}, allow_retries=False
-        ) from error
-    history_rows = sum(rows_per_week.values())
-    engine = compute.settings().resolve(history_rows)
-    mode = engine.engine
-    bounds = _article_bounds(store, origin, math.ceil(history_rows / engine.shard_rows))
-    context.log.info(
-        f"{history_rows:,} sales_history rows in {first} .. {origin}: engine {mode}, "
-        f"{len(bounds)} shard(s) of articles."
-    )
-    window = store.open_window(SALES_HISTORY, "week", first, origin)  # once, not per shard
-    read_history = functools.partial(
-        store.read_window,
-        SALES_HISTORY,
-        "week",
-        first,
-        origin,
-        columns=feature_inputs(window.schema.names),
-        categorical=KEY_COLUMNS,
-        dates_as_datetime=True,
-        window=window,
-    )
-    articles, merchants = _metadata(store)
-    job = FeatureShardJob(
-        read_history=read_history,
-        origin=origin,
+    window = FeatureWindow(
         history_weeks=config.history_weeks,
+        min_history_weeks=config.min_history_weeks,
         active_weeks=config.active_weeks,
         censored_as_demand=config.censored_as_demand,
-        articles=StaticTable.prepare(articles, "article_id"),
-        merchants=StaticTable.prepare(merchants, "merchant_id"),
-        whole_window=len(bounds) == 1,
-        row_group_rows=ROW_GROUP_ROWS if mode == "memory" else None,
-        on_workers=mode == "dask",
     )
-    summary = WindowSummary()
-    progress = Progress("building features", len(bounds), "shards", context.log.info)
-
-    def shards(executor) -> Iterator[pa.Table]:
-        for built in executor.map(build_feature_shard, (job,), bounds):
-            if built is not None:
-                tables, part = built
-                offset = summary.skus  # SKU numbers run on across shards
-                summary.merge(part)
-                yield from (shift_sku(table, offset) for table in tables)
-            progress.advance()
-
     try:
-        with shard_executor(mode, engine, context.log.info) as executor:
-            path, rows = store.write_partition_batches(
-                DEMAND_FEATURES, ORIGIN_KEY, origin, shards(executor), footer=summary.footer
-            )
-    except ValueError as error:
+        built = build_features(
+            store,
+            partition_week(context.partition_key),
+            window,
+            compute.settings(),
+            context.log.info,
+        )
+    except HistoryTooShortError as error:
+        raise dg.Failure(
+            str(error), metadata={"weeks_with_sales": error.weeks_with_sales}, allow_retries=False
+        ) from error
+    except LandingDataError as error:
+        raise landing_failure(error) from error
+    except ValueError as error:  # no validated origin, or a frame that cannot be written
         raise dg.Failure(str(error), allow_retries=False) from error
+    summary, rows = built.summary, built.rows
     unknown = {
         "skus_without_article_metadata": summary.without_article,
         "skus_without_merchant_metadata": summary.without_merchant,
@@ -173,48 +112,18 @@ def demand_features(
             "skus": summary.skus,
             "active_skus": summary.active_skus,
             "weeks_of_history": summary.weeks,
-            "weeks_with_sales": len(weeks_with_sales),
+            "weeks_with_sales": built.weeks_with_sales,
             "min_history_weeks": config.min_history_weeks,
-            "first_week": str(summary.first_week.date()),
+            "first_week": str(built.first_week),
             "unobserved_share": round(summary.unobserved / max(rows, 1), 4),
             "dynamic_features": ", ".join(dynamic_columns(head)),
             "static_features": ", ".join(static_columns(head)) or "none",
             **unknown,
-            "engine": mode,
-            "shards": len(bounds),
-            "seconds": round(time.perf_counter() - started, 2),
+            "engine": built.engine,
+            "shards": built.shards,
+            "seconds": round(built.seconds, 2),
             "peak_memory_mb": peak_memory_mb(),
-            "path": dg.MetadataValue.path(store.uri_of_path(path)),
+            "path": dg.MetadataValue.path(store.uri_of_path(built.path)),
             "preview": preview(head.drop(columns="sku")),
         }
     )
-
-
-def _article_bounds(
-    store: Lake, origin: dt.date, shards: int
-) -> list[tuple[str | None, str | None]]:
-    """Half-open article_id ranges, about equally many SKUs of the origin week in each.
-
-    A SKU's rows all fall in one range (it is keyed by its article), whichever weeks it sold in;
-    the ranges together cover every possible key, so no SKU of the window is left out.
-    """
-    if shards <= 1:
-        return [(None, None)]
-    keys = store.read_window(SALES_HISTORY, "week", origin, origin, columns=["article_id"])
-    articles = np.sort(keys["article_id"].astype(str).to_numpy())
-    cuts = np.unique(articles[np.linspace(0, len(articles), shards + 1)[1:-1].astype(int)])
-    edges = [None, *cuts.tolist(), None]
-    return list(itertools.pairwise(edges))
-
-
-def _metadata(store: Lake):
-    try:
-        articles = validate_metadata(
-            [(f.path, f.frame) for f in store.read_metadata(LANDING_ARTICLES)], "article_id"
-        )
-        merchants = validate_metadata(
-            [(f.path, f.frame) for f in store.read_metadata(LANDING_MERCHANTS)], "merchant_id"
-        )
-    except LandingDataError as error:
-        raise landing_failure(error) from error
-    return articles, merchants

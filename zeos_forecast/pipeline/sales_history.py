@@ -16,7 +16,7 @@ from ..core.demand import derive_demand_table
 from ..core.plots import weekly_sales_chart
 from ..core.progress import Progress
 from ..drops import IDENTITY_FOOTER_KEY, SAFE_REDROP_HINT, DropChangedError
-from ..storage import LANDING_SALES, Lake
+from ..storage import LANDING_SALES, SALES_HISTORY, Lake
 from .conventions import TABLE_SCHEMAS, with_row_count_and_uri
 from .instance import ForecastInstance
 from .metadata import PREVIEW_ROWS, peak_memory_mb, picture, preview
@@ -26,7 +26,6 @@ from .retries import STEP_RETRY_POLICY, landing_failure
 
 __all__ = ["HISTORY_ROW_GROUP_ROWS", "SALES_HISTORY", "sales_history", "sales_history_asset"]
 
-SALES_HISTORY = "sales_history"
 # Row groups small enough that a reader of a SKU range (the partition is sorted by SKU) skips
 # most of a week by the groups' statistics. A feature shard's slice of one week is about
 # 15,000 rows at 1M SKUs; with groups of 128Ki rows each shard decoded about 9 times the rows
