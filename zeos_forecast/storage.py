@@ -647,6 +647,24 @@ class Lake:
             found = pq.ParquetFile(handle).metadata.metadata or {}
         return {k.decode(): v.decode() for k, v in found.items() if not k.startswith(b"ARROW:")}
 
+    @_names_the_store
+    def file_column_max(self, dataset: str, column: str) -> object | None:
+        """The largest value of `column` in an unpartitioned dataset's file, from its row groups'
+        statistics alone (None: no file, or a row group without statistics)."""
+        path = self.path(dataset, PART_FILE)
+        if self.fs.get_file_info(path).type == pafs.FileType.NotFound:
+            return None
+        with self.fs.open_input_file(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        index = metadata.schema.to_arrow_schema().get_field_index(column)
+        maxima = []
+        for group in range(metadata.num_row_groups):
+            statistics = metadata.row_group(group).column(index).statistics
+            if statistics is None or not statistics.has_min_max:
+                return None
+            maxima.append(statistics.max)
+        return max(maxima, default=None)
+
     def row_group_reader(
         self, dataset: str, key: str, value: dt.date
     ) -> Callable[..., pd.DataFrame]:

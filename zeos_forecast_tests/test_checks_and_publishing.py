@@ -273,6 +273,25 @@ def test_publishing_an_older_week_keeps_the_newer_week_as_latest(
     assert digests(root)[LATEST_FILE] == latest_before
 
 
+def test_publishing_never_moves_latest_back_even_when_the_newer_week_was_not_listed(
+    published, lake_copy, instance, fast_forecast, fast_window, digests
+):
+    # As when another run wrote the newer week's latest file after this run listed the weeks:
+    # the latest file holds WEEK, the published weeks seen do not.
+    root = lake_copy(published.root)
+    shutil.rmtree(root / f"published_forecast/forecast_week={WEEK}")
+    latest_before = digests(root)[LATEST_FILE]
+    older = WEEK - dt.timedelta(weeks=1)
+
+    result = run_forecast(root, instance, older, forecast_config(fast_forecast, fast_window))
+
+    assert result.success
+    assert (root / f"published_forecast/forecast_week={older}/part-0.parquet").exists()
+    assert digests(root)[LATEST_FILE] == latest_before
+    [materialization] = result.asset_materializations_for_node("published_forecast")
+    assert materialization.metadata["latest_path"].value == f"not replaced: {WEEK} is newer"
+
+
 def test_publishing_on_its_own_refuses_a_forecast_this_instance_never_checked(
     published, lake_copy, instance, digests
 ):

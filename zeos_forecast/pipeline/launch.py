@@ -47,7 +47,10 @@ __all__ = [
     "validate_history",
 ]
 
-# The embedded default: local run and event storage under DAGSTER_HOME (see README for production).
+# The embedded default: local run and event storage under DAGSTER_HOME (see README for
+# production). No concurrency pools: their slots are freed after a killed run only by the daemon's
+# run monitoring, which the CLI does not run, so a killed CLI would block every later publication;
+# `published_forecast` refuses on its own to move `latest` back to an older week.
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
 # Footers of sales_history partitions read at once when planning (requests in flight on S3).
 FOOTER_READERS = 8

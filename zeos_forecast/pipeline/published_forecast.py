@@ -5,6 +5,10 @@ Hive-partitioned like the other derived datasets. `published_forecast_latest/par
 the newest published week, with a `forecast_week` column. The latest file sits outside the
 partitioned folder on purpose. A `latest/` folder inside it would break the usual history read:
 DuckDB's `hive_partitioning` fails on the mixed folders, and pyarrow reads the newest week twice.
+
+`latest` never moves back to an older week: publication runs in the instance's concurrency pool
+(`published_forecast`, one slot: docs/deployment.md), and a run that finds a newer week in the
+latest file leaves it as it is, whatever its listing of published weeks said a moment before.
 """
 
 import datetime as dt
@@ -48,6 +52,9 @@ def published_forecast_asset(instance: ForecastInstance) -> dg.AssetsDefinition:
         retry_policy=STEP_RETRY_POLICY,
         kinds={"parquet"},
         freshness_policy=_freshness(instance.settings.publication_deadline_cron),
+        # One publishing step at a time per instance (a limit of 1 in the Dagster instance):
+        # two runs racing could otherwise each list the weeks before the other wrote its own.
+        pool=instance.name(PUBLISHED_FORECAST),
         **instance.asset_attributes("forecast", published_forecast, columns),
     )
     def _asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -99,7 +106,9 @@ def published_forecast(
             allow_retries=False,
         )
     published = set(store.partitions(PUBLISHED_FORECAST, ORIGIN_KEY)) | {origin}
-    latest_week = max(published)
+    # The week the latest file holds now counts too: a newer one is never replaced by this one.
+    in_latest = store.file_column_max(LATEST_FORECAST, ORIGIN_KEY)
+    latest_week = max(published | ({in_latest} if in_latest else set()))
     # Both files at once: encoding parquet holds one core each (1M SKUs: 9.0 s one after the
     # other, 4.2 s side by side).
     with ThreadPoolExecutor(max_workers=2) as writers:
