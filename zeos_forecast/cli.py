@@ -632,8 +632,7 @@ def _parser() -> argparse.ArgumentParser:
     contention = benchmarks.add_parser(
         "contention",
         help="the weekly run's training quiet and with other processes busy on the cores: the "
-        "previous default (all cores, OpenMP's default waiting) against ours, each in its own "
-        "process",
+        "previous default (LightGBM on all cores) against ours, each in its own process",
     )
     contention.add_argument("--skus", type=int, default=300, help="SKUs to generate (default 300)")
     contention.add_argument(

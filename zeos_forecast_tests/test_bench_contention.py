@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import psutil
 import pytest
@@ -15,30 +13,6 @@ from zeos_forecast.bench.contention import (
     run_contention,
     spinning,
 )
-
-PRINT_POLICY = "import os, zeos_forecast; print(os.environ.get('OMP_WAIT_POLICY'))"
-
-
-def _policy_after_import(environment: dict[str, str]) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", PRINT_POLICY],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip()
-
-
-def test_importing_zeos_forecast_makes_openmp_threads_wait_passively():
-    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-
-    assert _policy_after_import(environment) == "PASSIVE"
-
-
-def test_a_wait_policy_the_user_chose_is_kept():
-    assert _policy_after_import({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"
 
 
 def test_the_spinning_processes_are_stopped_when_the_block_ends():

@@ -10,6 +10,7 @@ from core_frames import ORIGIN, history_of, monday, panel_history, sales_row
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from zeos_forecast.core.compute import usable_cores
 from zeos_forecast.core.demand import derive_demand
 from zeos_forecast.core.features import (
     build_demand_features,
@@ -627,3 +628,38 @@ def test_one_spike_of_a_slow_seller_does_not_blow_up_its_twins_forecast():
     assert RELATIVE_TARGET_QUANTILE == 0.99
     predicted = forecaster.models_[TWIN].predict(x.drop(columns="weight"))
     assert (predicted / level).max() < 2
+
+
+# ---- threads ----
+
+
+def _fitted_with(**threads) -> dict:
+    rng = np.random.default_rng(0)
+    level = rng.uniform(1.0, 10.0, 500).astype("float32")
+    x = pd.DataFrame({"weight": np.ones(500, dtype="float32"), "lag1": level})
+    settings = ForecastSettings(
+        n_estimators=3, quantiles=(0.5,), level_twin="off", point_objective="l2", **threads
+    )
+    forecaster = make_forecaster(settings)
+    fit_models(
+        forecaster, x, level, Progress("fitting", settings.trees_per_fit, "trees", None), settings
+    )
+    return forecaster.models_
+
+
+def test_lightgbm_trains_on_one_thread_and_scores_on_every_core_by_default():
+    for model in _fitted_with(threads=0).values():
+        assert model.booster_.params["num_threads"] == 1
+        assert model.threads == usable_cores()
+
+
+def test_fit_threads_0_trains_on_every_core():
+    for model in _fitted_with(threads=1, fit_threads=0).values():
+        assert model.booster_.params["num_threads"] == usable_cores()
+        assert model.threads == 1
+
+
+@pytest.mark.parametrize("field", ["threads", "fit_threads"])
+def test_a_negative_thread_count_is_refused(field):
+    with pytest.raises(ValueError, match="fit_threads must be >= 0"):
+        ForecastSettings(**{field: -1})

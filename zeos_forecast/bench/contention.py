@@ -1,17 +1,16 @@
 """`zeos-forecast bench contention`: the weekly run's training with other processes on the cores.
 
-A Dagster machine is never quiet: the daemon, the webserver and other runs share its cores. With
-every core busy-waiting for its share of each parallel step (OpenMP's default), LightGBM's
-training collapses when another process holds one core (issue 20: ~350 trees/s fell to ~20 on a
-300-SKU lake). This benchmark measures it through the real CLI: on generated data, each side runs
-the weekly `forecast` once on a quiet machine and once while `--busy` processes spin on their own
-cores, and the table gives the training's time (`demand_forecast` fit and calibration, from the
-run's metadata), the whole run's wall time, and the share of the quiet throughput each side keeps.
+A Dagster machine is never idle: the daemon, the webserver and other runs share its cores. On
+every core, each step of a LightGBM tree waits for the slowest thread, and when another process
+holds one core that thread waits for the scheduler: training collapsed (issue 20: ~350 trees/s
+fell to ~20 on a 300-SKU lake). This benchmark measures it through the real CLI: on generated
+data, each side runs the weekly `forecast` once alone and once while `--busy` processes spin on
+their own cores, and the table gives the training's time (`demand_forecast` fit and
+calibration, from the run's metadata), the whole run's wall time, and the share of its quiet
+throughput each side keeps.
 
-- baseline: the previous default, `--threads 0` (all cores) with OpenMP's default waiting, which
-  spins about 3 ms before sleeping (libgomp's 300,000 spins; set here as `OMP_WAIT_POLICY=ACTIVE`
-  with `GOMP_SPINCOUNT=300000`, since zeos_forecast now sets a policy where none is given);
-- ours: the defaults as shipped (no `--threads`, no `OMP_WAIT_POLICY` set by the caller).
+- baseline: the previous default, `--fit-threads 0` (LightGBM on all cores);
+- ours: the defaults as shipped (`fit_threads` 1).
 """
 
 from __future__ import annotations
@@ -34,11 +33,9 @@ from .measure import run_measured
 
 __all__ = ["ContentionOptions", "format_contention", "run_contention", "spinning"]
 
-# OpenMP's default: spin ~300,000 times (about 3 ms), then sleep (libgomp's env.c).
-DEFAULT_WAITING = {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": "300000"}
 SIDES = {
-    "baseline": ("baseline: --threads 0, spin 3 ms", ["--threads", "0"], DEFAULT_WAITING),
-    "ours": ("ours: the defaults", [], {}),
+    "baseline": ("baseline: --fit-threads 0 (all cores)", ["--fit-threads", "0"]),
+    "ours": ("ours: the defaults", []),
 }
 LOADS = ("quiet", "busy")
 # Stages of `demand_forecast` that train LightGBM models (the calibration fits on held-back weeks).
@@ -109,20 +106,17 @@ def run_contention(options: ContentionOptions, report: Report = print) -> dict[s
     )
     runs = fresh_runs_folder(data)
     env = {**os.environ, "DAGSTER_HOME": str(data.folder / "dagster_home")}
-    for variable in DEFAULT_WAITING:
-        env.pop(variable, None)
     before = (data.origin - dt.timedelta(weeks=1)).isoformat()
     report(f"Validating the history up to {before} (once, not measured) ...")
     _run(["validate", "--lake", str(data.lake), "--week", before], runs / "backlog", env)
     report("Warming up: one weekly run (not measured) ...")
     _forecast(data, options, [], runs / "warm-up", env)
     measured: dict[str, dict[str, dict[str, float]]] = {}
-    for side, (label, arguments, waiting) in SIDES.items():
-        side_env = {**env, **waiting}
+    for side, (label, arguments) in SIDES.items():
         for load in LOADS:
             report(f"Running {label}, {load} ...")
             with spinning(options.busy if load == "busy" else 0):
-                figures = _forecast(data, options, arguments, runs / f"{side}-{load}", side_env)
+                figures = _forecast(data, options, arguments, runs / f"{side}-{load}", env)
             measured.setdefault(side, {})[load] = figures
             training, run = figures["training_seconds"], figures["run_seconds"]
             report(f"  training {training:.1f} s, run {run:.1f} s")

@@ -253,7 +253,7 @@ def make_forecaster(settings: ForecastSettings) -> MLForecast:
         },
         date_features=[week_of_year, "month"],
         target_transforms=_target_transforms(settings),
-        num_threads=params["n_jobs"],
+        num_threads=_cores(settings.threads),
     )
 
 
@@ -373,7 +373,10 @@ def fit_models(
                 callbacks=[lambda _env: trees.advance()],
             )
             models[TWIN] = FittedBooster(booster, list(inputs.columns), categories, False, relative)
-    forecaster.models_ = models
+    # Trained on `fit_threads`, they score on `threads`: a prediction is one parallel pass over
+    # the rows, not thousands of steps that wait for each other.
+    scoring = _cores(settings.threads)
+    forecaster.models_ = {name: model.with_threads(scoring) for name, model in models.items()}
 
 
 def quantile_sample(weight: np.ndarray, seed: int) -> np.ndarray:
@@ -828,8 +831,13 @@ def _inverse(settings: ForecastSettings):
     return np.expm1 if settings.target_transform == "log1p" else None
 
 
+def _cores(threads: int) -> int:
+    """Threads to use for a setting where 0 means all cores."""
+    return threads or usable_cores()
+
+
 def _lgbm_params(settings: ForecastSettings) -> dict[str, Any]:
-    threads = settings.threads or os.cpu_count() or 1
+    """LightGBM's parameters for training (`n_jobs`: `fit_threads`)."""
     return {
         "n_estimators": settings.n_estimators,
         "learning_rate": settings.learning_rate,
@@ -839,7 +847,7 @@ def _lgbm_params(settings: ForecastSettings) -> dict[str, Any]:
         "subsample": settings.bagging_fraction,
         "subsample_freq": settings.bagging_freq,
         "random_state": settings.seed,
-        "n_jobs": threads,
+        "n_jobs": _cores(settings.fit_threads),
         "deterministic": True,
         "force_row_wise": True,
         "verbosity": -1,

@@ -100,14 +100,14 @@ class ForecastSettings:
         point_estimators: Trees of the point model; 0 (default): `n_estimators`, or
             `RELATIVE_POINT_TREES` when the point objective is a relative error.
         level_twin: Fit a twin of the point model on each SKU's demand relative to its level
-            (its mean weekly demand so far; lags and their windows divided by it, the target
-            too) and forecast the mean of the two. One model for all SKUs, judged in units,
-            learns the fast sellers' movements; its twin learns every SKU's movements as shares
-            of its own level; averaged, their errors partly cancel. `auto` (default): a twin
-            for a mean point (`tweedie`, `l2`, ...), whose loss weighs SKUs by their size; none
-            for a relative-error point (`mape`), whose loss already judges every SKU relative
-            to its size. `on`/`off` force it. Costs a second point model (fit and scoring).
-            Chosen by backtest: docs/accuracy.md.
+            (its mean weekly demand over the longest rolling window; lags and their windows
+            divided by it, the target too) and forecast the mean of the two. One model for all
+            SKUs, judged in units, learns the fast sellers' movements; its twin learns every
+            SKU's movements as shares of its own level; averaged, their errors partly cancel.
+            `auto` (default): a twin for a mean point (`tweedie`, `l2`, ...), whose loss weighs
+            SKUs by their size; none for a relative-error point (`mape`), whose loss already
+            judges every SKU relative to its size. `on`/`off` force it. Costs a second point
+            model (fit and scoring). Chosen by backtest: docs/accuracy.md.
         learning_rate: LightGBM learning rate.
         num_leaves: Leaves per tree.
         min_child_samples: Minimum rows in a leaf.
@@ -119,7 +119,13 @@ class ForecastSettings:
             named in `lgbm_params`.
         bagging_freq: Trees between two draws of the rows (0: no bagging).
         seed: Random seed; with the same input and settings the forecast is identical.
-        threads: Threads for LightGBM and feature computation (0 = all cores).
+        threads: Threads for feature computation and scoring (0 = all cores).
+        fit_threads: Threads LightGBM trains each model on (0 = all cores). One by default: on
+            several threads every step of a tree waits for the slowest one, and when another
+            process (the Dagster daemon, the webserver, another run) holds one of the cores,
+            training fell to a tenth of its quiet speed; one thread keeps its speed whatever
+            else runs, at about half the speed of two on an idle machine. Measured with
+            `zeos-forecast bench contention` (docs/reliability.md).
         lgbm_params: Any further LightGBM parameters, passed through as they are.
         predictor: How the fitted models score. `compiled`: each forest compiled to native code
             once per run (lleaves: the same numbers as LightGBM, several times faster, after
@@ -151,6 +157,7 @@ class ForecastSettings:
     bagging_freq: int = 0
     seed: int = 0
     threads: int = 0
+    fit_threads: int = 1
     lgbm_params: dict[str, Any] = field(default_factory=dict)
     predictor: str = "auto"
 
@@ -192,6 +199,11 @@ class ForecastSettings:
             problems.append(f"train_rows must be >= 1000, got {self.train_rows}")
         if self.active_weeks < 1:
             problems.append(f"active_weeks must be >= 1, got {self.active_weeks}")
+        if self.threads < 0 or self.fit_threads < 0:
+            problems.append(
+                f"threads and fit_threads must be >= 0 (0: all cores), got {self.threads} and "
+                f"{self.fit_threads}"
+            )
         if problems:
             raise ValueError("Invalid forecast settings: " + "; ".join(problems))
         object.__setattr__(self, "quantiles", tuple(sorted(self.quantiles)))
