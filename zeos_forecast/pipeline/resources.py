@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ..core.compute import ENGINES, EngineSettings
 from ..redaction import redact, refuse_credentials
-from ..storage import Lake, ObjectLister, s3_filesystem
+from ..storage import Lake, s3_filesystem
 
 __all__ = ["LAKE_TAG", "ComputeResource", "LakeResource", "lake_tags"]
 
@@ -56,7 +56,7 @@ class LakeResource(dg.ConfigurableResource):
             self.root,
             filesystem=filesystem,
             endpoint=self.s3.endpoint_url,
-            list_objects=_object_lister(self.s3),
+            list_objects=_ObjectLister(self.s3),
         )
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -126,20 +126,43 @@ def _filesystem(s3: S3Resource, bucket: str) -> pafs.S3FileSystem:
     )
 
 
-def _object_lister(s3: S3Resource) -> ObjectLister:
+class _ObjectLister:
     """Lists objects with their ETags through boto3 (pyarrow's listings carry no ETag).
 
-    A request the client gave up on raises an `OSError` that the lake reports as a store failure
-    (`LakeStoreError`, naming the lake and endpoint), as it does pyarrow's.
+    It holds the S3 settings as plain values, not the resource (which holds the run's logger)
+    nor a client, so that a `Lake` holding it pickles: the dask engine ships the lake's readers
+    to its workers. A request the client gave up on raises an `OSError` that the lake reports as
+    a store failure (`LakeStoreError`, naming the lake and endpoint), as it does pyarrow's.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    def list_objects(bucket: str, prefix: str) -> Iterator[tuple[str, int, str, float]]:
+    def __init__(self, s3: S3Resource):
+        self.settings = {
+            "max_attempts": s3.max_attempts,
+            "region_name": s3.region_name,
+            "endpoint_url": s3.endpoint_url,
+            "use_unsigned_session": s3.use_unsigned_session,
+            "profile_name": s3.profile_name,
+            "use_ssl": s3.use_ssl,
+            "verify": s3.verify,
+            **{name: getattr(s3, name) for name in SECRET_FIELDS},
+        }
+        self._client = None
+
+    def __repr__(self) -> str:
+        return "_ObjectLister(boto3)"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"settings": self.settings, "_client": None}  # a client does not travel
+
+    def __call__(self, bucket: str, prefix: str) -> Iterator[tuple[str, int, str, float]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+        from dagster_aws.s3.utils import construct_s3_client
+
         try:
-            pages = (
-                s3.get_client()
-                .get_paginator("list_objects_v2")
-                .paginate(Bucket=bucket, Prefix=prefix)
+            if self._client is None:
+                self._client = construct_s3_client(**self.settings)
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
             )
             for page in pages:
                 for item in page.get("Contents", []):
@@ -149,8 +172,6 @@ def _object_lister(s3: S3Resource) -> ObjectLister:
             raise OSError(
                 f"AWS Error during ListObjectsV2 ({type(error).__name__}): {error}"
             ) from error
-
-    return list_objects
 
 
 def _profile_credentials(profile: str) -> tuple[str | None, str | None, str | None]:
