@@ -1,4 +1,4 @@
-"""LightGBM with other processes on the cores: the wait policy we set and `bench contention`."""
+"""`bench contention`: LightGBM training with another process busy on one of the cores."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from zeos_forecast.bench.contention import (
     run_contention,
     spinning,
 )
+
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
 
 
 def test_the_spinning_processes_are_stopped_when_the_block_ends():

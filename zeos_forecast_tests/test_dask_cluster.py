@@ -24,6 +24,8 @@ from zeos_forecast.datasets.landing import write_landing
 from zeos_forecast.datasets.synthetic import generate_panel
 from zeos_forecast.pipeline.resources import ComputeResource
 
+pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
+
 ORIGIN = dt.date(2025, 6, 2)
 HISTORY_WEEKS = 60
 SHARDS = {"shard_rows": 2_500}  # the 200 SKUs below in about five shards
