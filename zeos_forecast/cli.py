@@ -7,7 +7,6 @@ import argparse
 import datetime as dt
 import difflib
 import json
-import os
 import re
 import sys
 import warnings
@@ -122,7 +121,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _forecast(args: argparse.Namespace) -> int:
     root = _existing_lake(args.lake)
-    _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.deployment import open_lake
     from .pipeline.launch import dagster_instance, forecast_week
 
@@ -164,7 +162,6 @@ def _print_failed_checks(lines: list[str]) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     root = _existing_lake(args.lake)
-    _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.launch import dagster_instance, validate_drops
 
     outcome = validate_drops(args.week, root, dagster_instance())
@@ -209,12 +206,13 @@ def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
 
 def _backfill(args: argparse.Namespace) -> int:
     root = _existing_lake(args.lake)
-    _partitions_from_lake(root)  # before the definitions are imported
-    from .pipeline.backfill import run_backfill
+    from .pipeline.backfill import BACKFILL_TAG, new_backfill_id, run_backfill
     from .pipeline.deployment import open_lake
     from .pipeline.launch import dagster_instance
 
     forecast_config, window_config = _run_configs(args)
+    backfill_id = new_backfill_id(args.first, args.last)
+    print(f"Backfill {backfill_id}: its runs carry the tag {BACKFILL_TAG}={backfill_id}.")
     weeks = run_backfill(
         root,
         args.first,
@@ -223,6 +221,7 @@ def _backfill(args: argparse.Namespace) -> int:
         forecast_config,
         window_config,
         _compute_config(args),
+        backfill_id=backfill_id,
     )
     seconds = sum(w.seconds for w in weeks)
     _print_failed_checks([line for w in weeks for line in w.run.failed_checks])
@@ -248,7 +247,6 @@ def _backfill(args: argparse.Namespace) -> int:
 
 def _backtest(args: argparse.Namespace) -> int:
     root = _existing_lake(args.lake)
-    _partitions_from_lake(root)  # before the definitions are imported
     from .pipeline.backtest import run_backtest
     from .pipeline.launch import dagster_instance
 
@@ -375,26 +373,6 @@ def _existing_lake(lake: str | None) -> str:
             "\nPoint --lake at a folder holding landing/, or create one with " + add_data_hint(root)
         )
     return root
-
-
-def _partitions_from_lake(root: str) -> None:
-    """Without ZEOS_FIRST_WEEK, lets the weekly partitions start at the lake's first drop.
-
-    Public datasets start long before the default first partition (Dominick's in 1990). Must run
-    before the Dagster definitions are imported, since the partitions are defined at import.
-    """
-    from .pipeline.deployment import open_lake
-    from .pipeline.environment import DEFAULT_FIRST_WEEK, FIRST_WEEK_VAR
-
-    if os.environ.get(FIRST_WEEK_VAR) or "zeos_forecast.pipeline.partitions" in sys.modules:
-        return  # set by the user, or too late: the launcher then says what to set
-    weeks = open_lake(root).sales_drop_weeks()
-    if weeks and min(weeks) < dt.date.fromisoformat(DEFAULT_FIRST_WEEK):
-        os.environ[FIRST_WEEK_VAR] = min(weeks).isoformat()
-        print(
-            f"Weekly partitions start at the lake's first drop, {min(weeks)} (for `make dev` on "
-            f"this lake, set {FIRST_WEEK_VAR}={min(weeks)})."
-        )
 
 
 def _import(args: argparse.Namespace) -> int:

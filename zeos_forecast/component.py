@@ -29,15 +29,16 @@ from .pipeline.environment import (
     LAKE_VAR,
     S3_VARS,
     deployment,
-    first_week,
     lake_root,
     schedule_time,
     sensor_interval_seconds,
 )
+from .pipeline.environment import first_week as first_week_variable
 from .pipeline.instance import DEFAULT_FIRST_WEEK, InstanceSettings
 from .pipeline.landing_zone import LandingZone, LocalLandingZone, S3LandingZone
 from .pipeline.resources import ComputeResource, LakeResource
 from .redaction import refuse_credentials
+from .storage import Lake
 
 __all__ = ["DemandForecastComponent", "FromEnv"]
 
@@ -183,9 +184,11 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
         "<lake>/landing/sales/week=YYYY-MM-DD/ (the landing contract)."
     )
     s3: S3Options | None = Field(None, description="S3 settings of an s3:// lake.")
-    first_week: str = Field(
-        DEFAULT_FIRST_WEEK.isoformat(),
-        description="First weekly partition, a Monday (YYYY-MM-DD): the lake's first drop.",
+    first_week: str | None = Field(
+        None,
+        description="First weekly partition, a Monday (YYYY-MM-DD). Default: the week of the "
+        "lake's first drop, read when the definitions load (a local lake; an s3:// lake, or one "
+        f"without drops yet, starts at {DEFAULT_FIRST_WEEK}).",
     )
     forecast: ForecastOptions = Field(  # type: ignore[valid-type]
         default_factory=ForecastOptions,
@@ -213,23 +216,32 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
     )
 
     @classmethod
-    def from_environment(cls) -> DemandForecastComponent:
+    def from_environment(
+        cls, lake: str | None = None, first_week: dt.date | None = None
+    ) -> DemandForecastComponent:
         """The project's own code location: configured by `ZEOS_*` and AWS variables.
 
         `ZEOS_DEPLOYMENT=prod` leaves the lake root in `ZEOS_LAKE` for Dagster to read when a
-        run starts; the S3 variables that are set are always left to Dagster.
+        run starts; the S3 variables that are set are always left to Dagster. `lake` and
+        `first_week`, when given (the CLI's `--lake`), take the place of their variables.
         """
-        lake: str | FromEnv = FromEnv(env=LAKE_VAR) if deployment() == "prod" else lake_root()
+        root: str | FromEnv
+        if lake is not None:
+            refuse_credentials(lake, "The lake")
+            root = lake
+        else:
+            root = FromEnv(env=LAKE_VAR) if deployment() == "prod" else lake_root()
         s3: dict[str, FromEnv] = {}
         for name, variables in S3_VARS.items():
             variable = next((v for v in variables if v in os.environ), None)
             if variable is not None:
                 s3[name] = FromEnv(env=variable)
         day, hour = schedule_time()
+        week = first_week or first_week_variable()
         return cls(
-            lake=lake,
+            lake=root,
             s3=S3Options(**s3),
-            first_week=first_week().isoformat(),
+            first_week=week.isoformat() if week else None,
             sensor=SensorOptions(interval_seconds=sensor_interval_seconds()),
             schedule=ScheduleOptions(day_of_week=day, hour=hour),
         )
@@ -239,7 +251,9 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def build_definitions(self, project_root: Path | None = None) -> dg.Definitions:
         """The instance's definitions; a relative local lake lies under `project_root`."""
-        return forecast_definitions(self.instance_settings(), **self.resources(project_root))
+        return forecast_definitions(
+            self.instance_settings(project_root), **self.resources(project_root)
+        )
 
     def resources(self, project_root: Path | None = None) -> dict[str, Any]:
         """`lake` (what the assets read and write), `landing` (the landing zone the sensor
@@ -248,7 +262,7 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
         compute = ComputeResource(**self.compute.model_dump(exclude_none=True))
         return {"lake": lake, "landing": landing, "compute": compute}
 
-    def instance_settings(self) -> InstanceSettings:
+    def instance_settings(self, project_root: Path | None = None) -> InstanceSettings:
         prefix = [self.key_prefix] if isinstance(self.key_prefix, str) else self.key_prefix
         values = {
             name: tuple(value) if isinstance(value, list) else value
@@ -256,7 +270,7 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
         }
         return InstanceSettings(
             forecast=ForecastSettings(**values),
-            first_week=dt.date.fromisoformat(self.first_week),
+            first_week=self.partition_start(project_root),
             key_prefix=tuple(prefix or ()),
             group_name=self.group_name,
             owners=tuple(self.owners),
@@ -269,6 +283,19 @@ class DemandForecastComponent(dg.Component, dg.Resolvable, dg.Model):
             publish=self.publication.enabled,
             publication_deadline_cron=self.publication.deadline_cron,
         )
+
+    def partition_start(self, project_root: Path | None = None) -> dt.date:
+        """`first_week`; else the week of the local lake's first drop (its first Monday: a
+        misnamed drop is refused when read); else `DEFAULT_FIRST_WEEK`."""
+        if self.first_week:
+            return dt.date.fromisoformat(self.first_week)
+        root = os.environ.get(self.lake.env, "") if isinstance(self.lake, FromEnv) else self.lake
+        if not root or root.startswith("s3://"):
+            return DEFAULT_FIRST_WEEK  # listing a bucket at load would need its credentials
+        if project_root is not None and not os.path.isabs(root):
+            root = str(Path(project_root) / root)
+        mondays = [week for week in Lake(root).sales_drop_weeks() if week.weekday() == 0]
+        return min(mondays, default=DEFAULT_FIRST_WEEK)
 
     def lake_resources(self, project_root: Path | None = None) -> tuple[LakeResource, LandingZone]:
         """The lake the assets read and write, and the landing zone the sensor watches."""

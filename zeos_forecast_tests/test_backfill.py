@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from zeos_forecast.cli import main
+from zeos_forecast.pipeline.backfill import BACKFILL_TAG
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
 
@@ -29,6 +30,7 @@ FIRST = LAST - dt.timedelta(weeks=2)
 RANGE = [FIRST + dt.timedelta(weeks=i) for i in range(3)]
 FLAGS = ["--history-weeks", "30", "--n-estimators", "10", "--horizon", "4", "--threads", "1"]
 SKU_HORIZON = ["article_id", "merchant_id", "horizon"]
+PARTITION = "dagster/partition"
 
 
 @dataclass
@@ -101,6 +103,21 @@ def test_backfill_forecasts_every_week_of_the_range_in_one_run_per_week(backfill
         assert table["run_id"].nunique() == 1
         assert not table.duplicated(SKU_HORIZON).any()
         assert set(table["horizon"]) == {1, 2, 3, 4}
+
+
+def test_a_cli_backfill_is_one_group_of_runs_under_its_backfill_tag(backfilled):
+    with dg.DagsterInstance.from_config(str(backfilled.home)) as instance:
+        runs = instance.get_runs()
+        ids = {run.tags.get(BACKFILL_TAG) for run in runs}
+        assert None not in ids and len(ids) == 2  # the backfill and the one again
+        [first_id] = [i for i in ids if i.startswith(f"{FIRST}..{LAST}-")]
+        first = instance.get_runs(filters=dg.RunsFilter(tags={BACKFILL_TAG: first_id}))
+
+    forecast_weeks = sorted(
+        r.tags["dagster/partition"] for r in first if "dagster/partition" in r.tags
+    )
+    assert forecast_weeks == [str(week) for week in RANGE]
+    assert f"{BACKFILL_TAG}={first_id}" in backfilled.first_output
 
 
 def test_backfill_publishes_every_week_of_the_range(backfilled):

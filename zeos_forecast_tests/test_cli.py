@@ -155,18 +155,20 @@ def test_forecast_of_a_week_without_a_drop_exits_1_with_a_clear_message(
     assert runs_under(dagster_home) == []
 
 
-def test_forecast_with_drops_older_than_the_first_partition_says_how_to_fix_it(
+def test_forecast_of_drops_older_than_2018_starts_the_partitions_at_the_lakes_first_drop(
     tmp_path, dagster_home, capsys
 ):
     root = tmp_path / "lake"
-    first_weeks = dt.date(2018, 3, 5)  # the 30 weeks of history start before 2018-01-01
-    generate = ["generate", "--skus", "50", "--weeks", "30", "--lake", str(root)]
-    assert main([*generate, "--last-week", first_weeks.isoformat()]) == 0
+    last = dt.date(2018, 3, 5)  # the 30 weeks of history start in 2017
+    generate = ["generate", "--skus", "30", "--weeks", "30", "--lake", str(root)]
+    assert main([*generate, "--last-week", last.isoformat()]) == 0
+    flags = ["--history-weeks", "30", "--n-estimators", "5", "--horizon", "4", "--threads", "1"]
 
-    assert main(forecast_args(root, first_weeks)) == 1
+    assert main(["forecast", "--lake", str(root), "--week", last.isoformat(), *flags]) == 0
 
-    err = capsys.readouterr().err
-    assert "ZEOS_FIRST_WEEK" in err, err
+    assert (root / f"published_forecast/forecast_week={last}/part-0.parquet").exists()
+    first_drop = last - dt.timedelta(weeks=29)
+    assert materialized_under(dagster_home, "sales_history") >= {first_drop.isoformat()}
 
 
 # ---- validate, and the forecast's metadata file ----
@@ -194,7 +196,8 @@ def test_validate_takes_the_backlog_so_that_the_weekly_run_validates_only_its_ne
     assert metadata["demand_forecast"]["train_rows"] > 0
     assert metadata["demand_forecast"]["horizon"] == HORIZON
     assert any("seconds" in key for key in metadata["demand_forecast"])
-    assert len(runs_under(dagster_home)) == 3  # the backlog, the new week, the forecast
+    # The backlog, then one run that validates the new week and forecasts it.
+    assert len(runs_under(dagster_home)) == 2
 
 
 def test_validate_without_a_drop_up_to_the_week_exits_1_with_a_clear_message(

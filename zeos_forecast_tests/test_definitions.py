@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 import subprocess
 import sys
 
 import dagster as dg
 import pytest
+from conftest import make_landing
 
 from zeos_forecast.definitions import defs
 from zeos_forecast.demo import latest_complete_week
@@ -71,6 +73,50 @@ def test_the_code_location_loads_without_the_model_libraries():
     )
 
     assert loaded.stdout.strip() == ""
+
+
+def test_loading_the_code_location_prints_no_warning(tmp_path):
+    # What `dagster dev` and every CLI call do: the warnings Dagster would print on each load
+    # (mixed backfill policies, beta parameters) are resolved or silenced where they arise.
+    code = (
+        "import dagster as dg, zeos_forecast.definitions as d; "
+        "dg.Definitions.validate_loadable(d.defs); "
+        "d.defs.get_repository_def().get_all_jobs(); d.defs.resolve_asset_graph()"
+    )
+    env = {**os.environ, "ZEOS_LAKE": str(tmp_path / "lake")}
+
+    loaded = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+
+    assert "Warning" not in loaded.stderr, loaded.stderr
+
+
+def test_the_partitions_start_at_the_lakes_first_drop_unless_told_otherwise(tmp_path):
+    lake = make_landing(tmp_path / "lake", 5, 3, dt.date(2025, 6, 2))
+    env = {k: v for k, v in os.environ.items() if k != "ZEOS_FIRST_WEEK"}
+    code = (
+        "import zeos_forecast.definitions as d; "
+        "print(d.defs.resolve_job_def('weekly_forecast').partitions_def.get_first_partition_key())"
+    )
+
+    def first_partition(**variables: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+            env={**env, "ZEOS_LAKE": str(lake), **variables},
+        ).stdout.strip()
+
+    assert first_partition() == "2025-05-19"
+    assert first_partition(ZEOS_FIRST_WEEK="2024-01-01") == "2024-01-01"
 
 
 def test_the_weekly_job_selects_the_whole_graph_on_the_weekly_partitions(graph):

@@ -87,6 +87,14 @@ def test_dg_lists_the_component_through_the_package_s_entry_point(project):
     assert COMPONENT in {item["key"] for item in listed["items"]}
 
 
+def test_the_readme_section_names_the_commands_these_tests_run():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Use it in your own Dagster project", 1)[1].split("\n## ", 1)[0]
+
+    assert f"dg scaffold defs {COMPONENT} forecasting" in section
+    assert "pip install zeos_forecast" in section
+
+
 def test_dg_scaffold_writes_a_documented_defs_yaml_that_dg_check_accepts(project):
     dg(project, "scaffold", "defs", COMPONENT, "forecasting")
     written = project / "src" / "acme_platform" / "defs" / "forecasting" / "defs.yaml"

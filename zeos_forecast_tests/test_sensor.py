@@ -19,6 +19,7 @@ from weekly_graph import (
 )
 
 from zeos_forecast.pipeline.landing_zone import LocalLandingZone
+from zeos_forecast.pipeline.launch import forecast_week, validate_drops
 from zeos_forecast.pipeline.partitions import week_ranges
 from zeos_forecast.pipeline.resources import ComputeResource, LakeResource
 from zeos_forecast.pipeline.sensors import SensorState
@@ -113,7 +114,9 @@ def test_only_the_latest_week_is_forecast_once_the_backlog_run_succeeded(
     assert (lake / f"published_forecast/forecast_week={LAST}/part-0.parquet").exists()
 
 
-def test_a_new_weeks_drop_is_validated_then_forecast(lake, instance, fast_forecast, fast_window):
+def test_a_new_weeks_drop_is_validated_and_forecast_in_one_run(
+    lake, instance, fast_forecast, fast_window
+):
     state = tick(instance, lake, None)
     assert execute(state.run_requests[0], lake, instance, fast_forecast, fast_window)
     state = tick(instance, lake, state.cursor)  # forecast of LAST requested
@@ -123,13 +126,63 @@ def test_a_new_weeks_drop_is_validated_then_forecast(lake, instance, fast_foreca
     frame = landing.read_partition("landing/sales", "week", LAST)
     landing.write_landing_drop(new_week, frame.assign(week=new_week))
 
-    validate = tick(instance, lake, cursor)
-    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in validate.run_requests] == [
-        (new_week.isoformat(), new_week.isoformat())
-    ]
-    assert execute(validate.run_requests[0], lake, instance, fast_forecast, fast_window)
-    forecast = tick(instance, lake, validate.cursor)
-    assert [r.partition_key for r in forecast.run_requests] == [new_week.isoformat()]
+    planned = tick(instance, lake, cursor)
+    [request] = planned.run_requests
+
+    assert request.partition_key == new_week.isoformat()
+    assert {k.to_user_string() for k in request.asset_selection} >= {
+        "sales_history",
+        "demand_features",
+        "demand_forecast",
+        "published_forecast",
+    }
+    assert execute(request, lake, instance, fast_forecast, fast_window)
+    assert (lake / f"published_forecast/forecast_week={new_week}/part-0.parquet").exists()
+    after = tick(instance, lake, planned.cursor)
+    assert after.run_requests == []
+    assert SensorState.from_cursor(after.cursor).seen[new_week.isoformat()]
+
+
+def test_weeks_the_cli_validated_are_not_validated_again_when_the_sensor_is_turned_on(
+    lake, instance
+):
+    outcome = validate_drops(LAST, str(lake), instance, report=None)
+    assert outcome.history_weeks_validated == WEEKS
+
+    first = tick(instance, lake, None)
+
+    assert first.run_requests == []
+    assert len(SensorState.from_cursor(first.cursor).seen) == WEEKS
+
+
+def test_a_week_the_cli_forecast_is_neither_validated_nor_forecast_again_by_the_sensor(
+    lake, instance, fast_forecast
+):
+    window = {"history_weeks": WEEKS}
+    forecast_week(LAST, str(lake), instance, fast_forecast, window, report=None)
+    runs = len(instance.get_runs())
+
+    first = tick(instance, lake, None)
+    again = tick(instance, lake, first.cursor)
+
+    assert first.run_requests == again.run_requests == []
+    assert len(instance.get_runs()) == runs
+
+
+def test_a_drop_validated_by_the_cli_from_other_bytes_is_validated_again(
+    lake, instance, fast_forecast, fast_window
+):
+    validate_drops(LAST, str(lake), instance, report=None)
+    old_week = LAST - dt.timedelta(weeks=10)
+    redrop(lake, old_week, units=999.0)
+
+    [request] = tick(instance, lake, None).run_requests
+
+    assert request.partition_key is None  # old_week alone, in a history run
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+        old_week.isoformat(),
+        old_week.isoformat(),
+    )
 
 
 def test_the_same_drop_seen_again_requests_nothing(lake, instance):
@@ -141,7 +194,7 @@ def test_the_same_drop_seen_again_requests_nothing(lake, instance):
     assert again.run_requests == []
 
 
-def test_a_corrected_redrop_of_an_old_week_reruns_that_week(
+def test_a_corrected_redrop_of_an_old_week_reruns_that_week_in_one_run(
     lake, instance, fast_forecast, fast_window
 ):
     first = tick(instance, lake, None)
@@ -150,15 +203,16 @@ def test_a_corrected_redrop_of_an_old_week_reruns_that_week(
     old_week = LAST - dt.timedelta(weeks=10)
     redrop(lake, old_week, units=999.0)
 
-    corrected = tick(instance, lake, cursor)
+    [request] = tick(instance, lake, cursor).run_requests
 
-    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in corrected.run_requests] == [
-        (old_week.isoformat(), old_week.isoformat())
-    ]
-    assert corrected.run_requests[0].run_key != first.run_requests[0].run_key
-    assert execute(corrected.run_requests[0], lake, instance, fast_forecast, fast_window)
-    rerun = tick(instance, lake, corrected.cursor)
-    assert [r.partition_key for r in rerun.run_requests] == [old_week.isoformat()]
+    assert request.partition_key == old_week.isoformat()
+    assert {"sales_history", "demand_forecast"} <= {
+        k.to_user_string() for k in request.asset_selection
+    }
+    assert request.run_key != first.run_requests[0].run_key
+    assert execute(request, lake, instance, fast_forecast, fast_window)
+    validated = Lake(str(lake)).read_partition("sales_history", "week", old_week)
+    assert 999.0 in validated["units_sold"].to_numpy()
 
 
 def test_a_drop_without_its_marker_is_never_picked_up(lake, instance):

@@ -24,7 +24,8 @@ __all__ = [
 
 DEFAULT_SENSOR_INTERVAL_SECONDS = 60
 DEFAULT_SCHEDULE_DAY, DEFAULT_SCHEDULE_HOUR = 1, 6  # Monday (0 = Sunday) 06:00 UTC
-# Earliest week a partition exists for; set ZEOS_FIRST_WEEK for older history.
+# The first partition of a lake whose first drop is not known when the definitions load (no drop
+# yet, or an s3:// lake): set ZEOS_FIRST_WEEK (the component's `first_week`) for older history.
 DEFAULT_FIRST_WEEK = "2018-01-01"
 FIRST_WEEK_VAR = "ZEOS_FIRST_WEEK"
 LAKE_VAR = "ZEOS_LAKE"
@@ -61,9 +62,12 @@ def deployment() -> str:
     return value
 
 
-def first_week() -> dt.date:
-    """`ZEOS_FIRST_WEEK` (a Monday, ISO date): the first weekly partition."""
-    value = os.environ.get(FIRST_WEEK_VAR) or DEFAULT_FIRST_WEEK
+def first_week() -> dt.date | None:
+    """`ZEOS_FIRST_WEEK` (a Monday, ISO date): the first weekly partition; None when unset (the
+    partitions then start at the lake's first drop)."""
+    value = os.environ.get(FIRST_WEEK_VAR)
+    if not value:
+        return None
     week = dt.date.fromisoformat(value)
     if week.weekday() != 0:
         raise ValueError(f"{FIRST_WEEK_VAR}={value} is not a Monday.")

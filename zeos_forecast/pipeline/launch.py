@@ -1,15 +1,16 @@
 """Materialize the asset graph for a week on a real Dagster instance, as the UI would.
 
 The CLI, the demo and backtests all come through here, so they run the very assets of the code
-location (`zeos_forecast.definitions`), and their runs show up in the UI afterwards.
+location: the weekly job of `DemandForecastComponent.from_environment`, on the lake given (its
+partitions start at that lake's first drop), and their runs show up in the UI afterwards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,19 @@ from typing import Any
 import dagster as dg
 
 from ..core.progress import Report
+from ..core.run_plan import RunPlan, plan_runs, recorded_identities
 from ..core.settings import ForecastSettings
 from ..datasets import add_data_hint
-from ..drops import IDENTITY_FOOTER_KEY
 from ..storage import LANDING_SALES, Lake
 from .console_log import console_log_level
 from .dead_runs import fail_runs_of_dead_processes, process_tag
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .deployment import open_lake
+from .environment import FIRST_WEEK_VAR
 from .forecast_accuracy import FORECAST_ACCURACY
 from .jobs import WEEKLY_FORECAST
-from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, week_ranges
+from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .published_forecast import PUBLISHED_FORECAST
 from .resources import lake_tags
 from .sales_history import SALES_HISTORY
@@ -43,6 +45,7 @@ __all__ = [
     "forecast_week",
     "history_runs_needed",
     "materialize_accuracy",
+    "plan_week",
     "validate_drops",
     "validate_history",
 ]
@@ -52,8 +55,6 @@ __all__ = [
 # run monitoring, which the CLI does not run, so a killed CLI would block every later publication;
 # `published_forecast` refuses on its own to move `latest` back to an older week.
 DEFAULT_INSTANCE_YAML = "telemetry:\n  enabled: false\n"
-# Footers of sales_history partitions read at once when planning (requests in flight on S3).
-FOOTER_READERS = 8
 
 
 class RunFailed(RuntimeError):
@@ -98,11 +99,13 @@ def forecast_week(
     report: Report | None = print,
     publish: bool = True,
     compute_config: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> WeekRun:
     """Brings `sales_history` up to date for the window, then materializes features and forecast.
 
     Weekly drops of the window that were never validated, or were dropped again since, are
-    validated in one run per contiguous range of weeks; then one run builds the features and the
+    validated in one run per contiguous range of weeks (when the week's own drop is the only
+    one, in the forecast's run: `core.run_plan`); then one run builds the features and the
     forecast of `week`, publishes it (unless `publish` is False, as in backtests) and scores the
     earlier forecasts that covered `week` (`forecast_accuracy`).
 
@@ -117,24 +120,32 @@ def forecast_week(
     outcome = WeekRun(week=week)
     lake = open_lake(lake_root)
     drops = lake.sales_drops()
-    _check_partition_range(week, history_weeks, list(drops))
+    _check_partition_range(week, history_weeks, list(drops), lake_root)
     if week not in drops:
         raise RunFailed(_no_drop_message(week, lake, list(drops)))
     with hold_week(instance, lake_root, week):
-        validate_history(lake, lake_root, week, history_weeks, instance, report, outcome)
+        plan = plan_week(lake, week, history_weeks, instance)
+        assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
+        if plan.at_once:  # the week's own drop is the only new one: one run validates it too
+            assets.insert(0, SALES_HISTORY)
+            outcome.history_weeks_validated += 1
+        else:
+            validate_history(
+                lake, lake_root, week, history_weeks, instance, report, outcome, plan, tags
+            )
         if report:
-            report(f"Building features and forecast for {week} ...")
+            validating = "Validating the week's drop, building" if plan.at_once else "Building"
+            report(f"{validating} features and forecast for {week} ...")
         ops = {
             DEMAND_FEATURES: {"config": window_config},
             DEMAND_FORECAST: {"config": forecast_config or {}},
         }
-        assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
         if not publish:
             assets.remove(PUBLISHED_FORECAST)
         run_id, metadata = _execute(
             instance,
             assets,
-            {PARTITION_TAG: week.isoformat()},
+            {**(tags or {}), PARTITION_TAG: week.isoformat()},
             lake_root,
             ops,
             compute_config,
@@ -211,7 +222,7 @@ def validate_drops(
             "landing/sales/week=YYYY-MM-DD/ with its files and a _SUCCESS marker."
         )
     weeks = -(-(week - drop_weeks[0]).days // 7) + 1  # rounded up: a misnamed drop is refused
-    _check_partition_range(week, weeks, drop_weeks)
+    _check_partition_range(week, weeks, drop_weeks, lake_root)
     return validate_history(lake, lake_root, week, weeks, instance, report)
 
 
@@ -223,18 +234,27 @@ def validate_history(
     instance: dg.DagsterInstance,
     report: Report | None = print,
     outcome: WeekRun | None = None,
+    plan: RunPlan | None = None,
+    tags: dict[str, str] | None = None,
 ) -> WeekRun:
     """Validates the drops of the `weeks` weeks ending at `week` that are new or dropped again.
 
-    One `sales_history` run per contiguous range of stale weeks; returns what ran.
+    One `sales_history` run per contiguous range of stale weeks (`plan`, else planned here);
+    returns what ran.
     """
     outcome = outcome or WeekRun(week=week)
-    for first, last in history_runs_needed(lake, week, weeks, instance):
+    plan = plan or plan_week(lake, week, weeks, instance, forecast=False)
+    for first, last in plan.validate:
         if report:
             report(f"Validating sales_history {first} .. {last} in one run ...")
-        tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
+        range_tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
         run_id, metadata = _execute(
-            instance, [SALES_HISTORY], tags, lake_root, {}, failed_checks=outcome.failed_checks
+            instance,
+            [SALES_HISTORY],
+            {**(tags or {}), **range_tags},
+            lake_root,
+            {},
+            failed_checks=outcome.failed_checks,
         )
         outcome.run_ids.append(run_id)
         outcome.history_weeks_validated += (last - first).days // 7 + 1
@@ -242,13 +262,15 @@ def validate_history(
     return outcome
 
 
-def history_runs_needed(
+def plan_week(
     lake: Lake,
     week: dt.date,
     history_weeks: int,
     instance: dg.DagsterInstance | None = None,
-) -> list[tuple[dt.date, dt.date]]:
-    """Contiguous week ranges of the window whose `sales_history` must be (re)materialized.
+    forecast: bool = True,
+) -> RunPlan:
+    """The run planner's runs for the window of `week` (and its forecast, unless `forecast`
+    is False): the same rule for a new drop as the sensor's (`core.run_plan`).
 
     A week is stale when its partition was made from another drop than the one there now (the
     drop's content identity differs from the one the partition's footer records, whatever the
@@ -269,23 +291,23 @@ def history_runs_needed(
             f"The drop of {unready[0].week} cannot be read now ({len(unready)} of the window's "
             f"drops):\n{unready[0].problem}"
         )
-    done = set(lake.partitions(SALES_HISTORY, "week"))
-    if instance is not None:
-        recorded = instance.get_materialized_partitions(dg.AssetKey(SALES_HISTORY))
-        done = {w for w in done if w.isoformat() in recorded}
-    validated = _validated_identities(lake, [w for w in drops if w in done])
-    return week_ranges([w for w, d in drops.items() if validated.get(w) != d.identity])
+    recorded = (
+        instance.get_materialized_partitions(dg.AssetKey(SALES_HISTORY)) if instance else None
+    )
+    validated = recorded_identities(lake, list(drops), recorded)
+    identities = {w: d.identity for w, d in drops.items()}
+    return plan_runs(identities, validated, forecast=[week] if forecast else [])
 
 
-def _validated_identities(lake: Lake, weeks: list[dt.date]) -> dict[dt.date, str | None]:
-    """The drop identity each week's `sales_history` partition records (None: none recorded)."""
-
-    def identity(week: dt.date) -> str | None:
-        return lake.partition_footer(SALES_HISTORY, "week", week).get(IDENTITY_FOOTER_KEY)
-
-    # One footer each: on S3 a couple of requests, so several at once.
-    with ThreadPoolExecutor(max_workers=FOOTER_READERS) as pool:
-        return dict(zip(weeks, pool.map(identity, weeks), strict=True))
+def history_runs_needed(
+    lake: Lake,
+    week: dt.date,
+    history_weeks: int,
+    instance: dg.DagsterInstance | None = None,
+) -> list[tuple[dt.date, dt.date]]:
+    """Contiguous week ranges of the window whose `sales_history` must be (re)materialized
+    (`plan_week`'s, without the forecast)."""
+    return plan_week(lake, week, history_weeks, instance, forecast=False).validate
 
 
 def _no_drop_message(week: dt.date, lake: Lake, drop_weeks: list[dt.date]) -> str:
@@ -317,10 +339,11 @@ def _refuse_misnamed_drops(weeks: list[dt.date]) -> None:
         )
 
 
-def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[dt.date]) -> None:
+def _check_partition_range(
+    week: dt.date, history_weeks: int, drop_weeks: list[dt.date], lake_root: str
+) -> None:
     """Weeks outside the partitions get a message saying what to change, not an invariant error."""
-    # The partitions were defined when the definitions were imported: that start is what counts.
-    weekly_partitions = weekly_job().partitions_def
+    weekly_partitions = weekly_job(lake_root).partitions_def
     assert isinstance(weekly_partitions, dg.TimeWindowPartitionsDefinition)
     first_partition = dt.date.fromisoformat(weekly_partitions.get_first_partition_key() or "")
     last_partition = dt.date.fromisoformat(
@@ -334,16 +357,22 @@ def _check_partition_range(week: dt.date, history_weeks: int, drop_weeks: list[d
     if any(window_start <= w < first_partition for w in drop_weeks):
         raise RunFailed(
             f"The {history_weeks}-week window of {week} starts on {window_start}, before the "
-            f"first weekly partition {first_partition}. Set ZEOS_FIRST_WEEK={window_start} (or an "
-            "earlier Monday) for the CLI and `make dev` alike, or pass a shorter --history-weeks."
+            f"first weekly partition {first_partition} ({FIRST_WEEK_VAR}). Set {FIRST_WEEK_VAR}="
+            f"{window_start} (or an earlier Monday), or unset it to start the partitions at the "
+            "lake's first drop, for the CLI and `make dev` alike; or pass a shorter "
+            "--history-weeks."
         )
 
 
-def weekly_job() -> dg.JobDefinition:
-    """The code location's weekly job (a module-level factory, so runs are reconstructable)."""
-    from ..definitions import defs
+@functools.lru_cache(maxsize=8)
+def weekly_job(lake_root: str | None = None) -> dg.JobDefinition:
+    """The weekly job of the code location's component instance on `lake_root` (its partitions
+    start at that lake's first drop unless `ZEOS_FIRST_WEEK` says otherwise). A module-level
+    factory, so runs are reconstructable (`dg.build_reconstructable_job`)."""
+    from ..component import DemandForecastComponent
 
-    return defs.resolve_job_def(WEEKLY_FORECAST)
+    component = DemandForecastComponent.from_environment(lake=lake_root)
+    return component.build_definitions().resolve_job_def(WEEKLY_FORECAST)
 
 
 def _execute(
@@ -365,8 +394,11 @@ def _execute(
         },
         "ops": ops,
     }
+    job = dg.build_reconstructable_job(
+        __name__, weekly_job.__name__, reconstructable_kwargs={"lake_root": lake_root}
+    )
     with dg.execute_job(
-        dg.reconstructable(weekly_job),
+        job,
         instance=instance,
         run_config=run_config,
         tags={**lake_tags(lake_root), **process_tag(), **tags},

@@ -7,6 +7,8 @@ import datetime as dt
 
 import dagster as dg
 
+from ..core.run_plan import week_ranges
+
 __all__ = [
     "PARTITION_TAG",
     "RANGE_END_TAG",
@@ -30,14 +32,3 @@ def weeks_in_window(window: dg.TimeWindow) -> list[dt.date]:
     """The Mondays of a partition time window (one for a single partition, more for a range)."""
     first, end = window.start.date(), window.end.date()
     return [first + dt.timedelta(weeks=i) for i in range((end - first).days // 7)]
-
-
-def week_ranges(weeks: list[dt.date]) -> list[tuple[dt.date, dt.date]]:
-    """Weeks grouped into contiguous (first, last) ranges, oldest first: one run per range."""
-    ranges: list[tuple[dt.date, dt.date]] = []
-    for week in sorted(weeks):
-        if ranges and week - ranges[-1][1] == dt.timedelta(weeks=1):
-            ranges[-1] = (ranges[-1][0], week)
-        else:
-            ranges.append((week, week))
-    return ranges

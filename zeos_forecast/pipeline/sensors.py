@@ -1,14 +1,19 @@
 """`landing_sensor`: new weekly drops start their runs; nobody has to click.
 
-Each tick compares the complete drops of the landing zone with the cursor:
-- Drops not yet validated (new, corrected, or left over from a failed run) are validated: one
-  `sales_history` run per contiguous range of such weeks; a backlog of years is one run.
-- A week is forecast (features, forecast, checks, publication) by a second run, requested only
-  once every history run of its tick has succeeded, so a forecast never reads a half-validated
-  window. Forecast are: the latest week with a drop, and corrections of weeks validated before.
-  Older weeks of a backlog are forecast only when someone backfills them.
-- A week counts as validated only when its run succeeded. The weeks of a failed run are validated
-  again, all of them, once any drop among them changes; the same content is not retried.
+Each tick asks the run planner (`core.run_plan`, the CLI's too) what the complete drops of the
+landing zone need, given what is validated:
+- A week counts as validated when a run succeeded on its drop's content, whoever started it: this
+  sensor (its cursor), or the CLI and the UI (the identity the week's `sales_history` partition
+  records, for a partition the Dagster instance has materialized). So weeks the CLI validated are
+  never validated again when the sensor is turned on.
+- Stale drops (new, corrected, or left over from a failed run) are validated: one `sales_history`
+  run per contiguous range of such weeks; a backlog of years is one run.
+- Forecast are the latest week with a drop and corrections of weeks validated before; older weeks
+  of a backlog are forecast only when someone backfills them. A forecast waits for every history
+  run of its tick, so it never reads a half-validated window; but a single new week whose history
+  is up to date is validated and forecast in one run (features, forecast, checks, publication).
+- The weeks of a failed run are validated again, all of them, once any drop among them changes;
+  the same content is not retried.
 - Run keys carry the drops' content identity: the same drop never triggers twice, a corrected
   re-drop of an old week does, whatever its files' times (`cp -a`, `rsync -a`, `mv`).
 - A drop that cannot be read now (still arriving over its old marker, a link out of the landing
@@ -26,18 +31,21 @@ from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
+from ..core.run_plan import plan_runs, stale_weeks, weeks_to_forecast
 from .demand_features import DEMAND_FEATURES
 from .demand_forecast import DEMAND_FORECAST
 from .forecast_accuracy import FORECAST_ACCURACY
 from .instance import ForecastInstance
 from .landing_zone import Drop, LandingZone
-from .partitions import RANGE_END_TAG, RANGE_START_TAG, week_ranges
+from .partitions import RANGE_END_TAG, RANGE_START_TAG
 from .published_forecast import PUBLISHED_FORECAST
 from .sales_history import SALES_HISTORY
 
 __all__ = ["LANDING_SENSOR", "SensorState", "landing_sensor", "landing_sensor_tick"]
 
 LANDING_SENSOR = "landing_sensor"
+# Run key prefix of a run that validates one week and forecasts it.
+WEEK_RUN = "week"
 RUN_KEY_TAG = "dagster/run_key"
 # Assets of the per-week forecast run; sales_history has its own runs.
 FORECAST_ASSETS = (DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY)
@@ -109,16 +117,35 @@ def landing_sensor_tick(
             context.log.warning(f"Not reading the drop of {drop.week} yet: {drop.problem}")
     ready = {week: drop for week, drop in listed.items() if drop.ready}
     drops = _drops_in_partitions(context, instance.partitions, ready, state)
-    validating = {w: i for weeks in state.in_flight.values() for w, i in weeks.items()}
-    changed = {
-        week: drop
-        for week, drop in drops.items()
-        if drop.identity not in (state.seen.get(week.isoformat()), validating.get(week.isoformat()))
-    }
+    identities = {week: drop.identity for week, drop in drops.items()}
+    validated_before = {dt.date.fromisoformat(w): i for w, i in state.seen.items()}
+    _adopt_validated_elsewhere(context, landing, instance, identities, state)
+    validated = {dt.date.fromisoformat(w): i for w, i in state.seen.items()}
+    for weeks in state.in_flight.values():  # being validated: not stale while their run lasts
+        validated.update({dt.date.fromisoformat(w): i for w, i in weeks.items()})
+    stale = stale_weeks(identities, validated)
+    plan = plan_runs(
+        identities,
+        validated,
+        forecast=weeks_to_forecast(stale, validated_before, max(drops, default=None)),
+        combine=not state.in_flight,
+    )
 
     requests = []
-    for first, last in week_ranges(list(changed)):
-        weeks = {w.isoformat(): d.identity for w, d in changed.items() if first <= w <= last}
+    if plan.at_once is not None:
+        week, identity = plan.at_once, identities[plan.at_once]
+        run_key = f"{instance.name(WEEK_RUN)}:{week}:{identity}"
+        if run_key not in state.failed:  # the same content failed before: wait for a correction
+            requests.append(
+                dg.RunRequest(
+                    run_key=run_key,
+                    partition_key=week.isoformat(),
+                    asset_selection=[instance.key(SALES_HISTORY), *forecast_assets],
+                )
+            )
+            state.in_flight[run_key] = {week.isoformat(): identity}
+    for first, last in plan.validate:
+        weeks = {w.isoformat(): i for w, i in identities.items() if first <= w <= last}
         run_key = _history_run_key(instance.name(SALES_HISTORY), first, last, weeks)
         if run_key in state.failed:
             continue  # the same content failed before: wait for a corrected drop
@@ -131,16 +158,14 @@ def landing_sensor_tick(
         )
         state.in_flight[run_key] = weeks
     # A forecast waits for every history run of this tick: its window may span several ranges.
-    history_keys = [r.run_key for r in requests]
-    latest = max(drops, default=None)
-    for week, drop in changed.items():
-        requested = any(week.isoformat() in state.in_flight[k] for k in history_keys)
-        if requested and (week == latest or week.isoformat() in state.seen):
-            state.pending[week.isoformat()] = {"identity": drop.identity, "runs": history_keys}
+    history_keys = [r.run_key for r in requests if r.partition_key is None]
+    for week in plan.forecast:
+        if any(week.isoformat() in state.in_flight[key] for key in history_keys):
+            state.pending[week.isoformat()] = {"identity": identities[week], "runs": history_keys}
 
     requests += _forecasts_ready(context, state, forecast_assets, instance.name("forecast"))
     context.log.info(
-        f"{len(drops)} complete drops, {len(changed)} not yet validated, "
+        f"{len(drops)} complete drops, {len(stale)} not yet validated, "
         f"{len(state.pending)} forecasts waiting for their history run."
     )
     return dg.SensorResult(
@@ -148,6 +173,36 @@ def landing_sensor_tick(
         cursor=state.to_cursor(),
         skip_reason=None if requests else "No new drops and no forecast ready to run.",
     )
+
+
+def _adopt_validated_elsewhere(
+    context: dg.SensorEvaluationContext,
+    landing: LandingZone,
+    instance: ForecastInstance,
+    identities: dict[dt.date, str],
+    state: SensorState,
+) -> None:
+    """Weeks whose drop a run of the CLI or the UI validated become validated in the cursor.
+
+    Only drops the cursor does not know are looked up (a footer each), so a tick after the
+    first costs nothing more unless drops changed.
+    """
+    validating = {w for weeks in state.in_flight.values() for w in weeks}
+    unknown = [
+        week
+        for week, identity in identities.items()
+        if state.seen.get(week.isoformat()) != identity and week.isoformat() not in validating
+    ]
+    if not unknown:
+        return
+    recorded = landing.recorded_identities(
+        unknown, context.instance.get_materialized_partitions(instance.key(SALES_HISTORY))
+    )
+    adopted = [w for w in unknown if recorded.get(w) == identities[w]]
+    for week in adopted:
+        state.seen[week.isoformat()] = identities[week]
+    if adopted:
+        context.log.info(f"{len(adopted)} drops were validated by other runs (the CLI, the UI).")
 
 
 def _drops_in_partitions(
