@@ -21,6 +21,7 @@ from ..core.progress import Report
 from ..core.run_plan import RunPlan, plan_runs, recorded_identities
 from ..core.settings import ForecastSettings
 from ..datasets import add_data_hint
+from ..datasets.synthetic import latest_complete_week
 from ..storage import LANDING_SALES, Lake
 from .console_log import console_log_level
 from .dead_runs import fail_runs_of_dead_processes, process_tag
@@ -345,15 +346,14 @@ def _check_partition_range(
     """Weeks outside the partitions get a message saying what to change, not an invariant error."""
     weekly_partitions = weekly_job(lake_root).partitions_def
     assert isinstance(weekly_partitions, dg.TimeWindowPartitionsDefinition)
-    first_partition = dt.date.fromisoformat(weekly_partitions.get_first_partition_key() or "")
-    last_partition = dt.date.fromisoformat(
-        weekly_partitions.get_last_partition_key() or "1970-01-05"
-    )
-    window_start = week - dt.timedelta(weeks=history_weeks - 1)
-    if week > last_partition:
+    last_key = weekly_partitions.get_last_partition_key()
+    if last_key is None or week > dt.date.fromisoformat(last_key):
+        # No partition at all when every drop of the lake is of a week that has not ended.
         raise RunFailed(
-            f"Week {week} has not ended yet: the latest complete week is {last_partition}."
+            f"Week {week} has not ended yet: the latest complete week is {latest_complete_week()}."
         )
+    first_partition = dt.date.fromisoformat(weekly_partitions.get_first_partition_key() or "")
+    window_start = week - dt.timedelta(weeks=history_weeks - 1)
     if any(window_start <= w < first_partition for w in drop_weeks):
         raise RunFailed(
             f"The {history_weeks}-week window of {week} starts on {window_start}, before the "
