@@ -123,8 +123,8 @@ class ForecastSettings:
         fit_threads: Threads LightGBM trains each model on (0 = all cores). One by default: on
             several threads every step of a tree waits for the slowest one, and when another
             process (the Dagster daemon, the webserver, another run) holds one of the cores,
-            training fell to a tenth of its quiet speed; one thread keeps its speed whatever
-            else runs, at about half the speed of two on an idle machine. Measured with
+            training fell to 5–30 % of its quiet speed; one thread kept 76 % of its own,
+            which on an idle machine is 15–70 % slower than two. Measured with
             `zeos-forecast bench contention` (docs/reliability.md).
         lgbm_params: Any further LightGBM parameters, passed through as they are.
         predictor: How the fitted models score. `compiled`: each forest compiled to native code
