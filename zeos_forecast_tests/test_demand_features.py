@@ -12,11 +12,13 @@ from zeos_forecast.core.feature_shards import _skus_without
 from zeos_forecast.core.features import (
     BASE_COLUMNS,
     MAX_KEY_CATEGORIES,
+    RETURNING_SKUS,
     SMOOTHING,
     StaticTable,
     _carry_over_gaps,
     build_demand_features,
     dynamic_columns,
+    returning_skus,
     static_columns,
 )
 from zeos_forecast.datasets.synthetic import generate_panel
@@ -141,6 +143,92 @@ def test_a_sku_is_active_exactly_when_it_sold_in_the_last_active_weeks():
 
     assert sku_frame(frame, "EDGE")["active"].all()  # last row 12 weeks back: inside
     assert not sku_frame(frame, "GONE")["active"].any()  # last row 13 weeks back: outside
+
+
+def seasons(article_id: str, *weeks: range, units: float = 5.0) -> list[dict]:
+    """A seasonal SKU: rows only in each of `weeks` (weeks before the origin), none since."""
+    return [row for season in weeks for row in steady(article_id, season, units)]
+
+
+TWO_YEARS_AGO, LAST_YEAR = range(108, 92, -1), range(56, 40, -1)  # two summers, around week 50
+
+
+def seasonal_features(rows: list[dict], returning_weeks: int = ACTIVE_WEEKS) -> pd.DataFrame:
+    """The frame of a three-year window, so that the last two seasons lie inside it."""
+    history = history_of(rows + steady("EVERYDAY", range(155, -1, -1)))
+    return build_demand_features(
+        history, ORIGIN, 156, ACTIVE_WEEKS, returning_weeks=returning_weeks
+    )
+
+
+def test_a_seasonal_sku_that_sold_in_the_coming_weeks_a_year_ago_is_forecast_again():
+    frame = seasonal_features(seasons("SUMMER", TWO_YEARS_AGO, LAST_YEAR))
+
+    summer = sku_frame(frame, "SUMMER")
+    assert summer["active"].all()
+    assert summer.index.max() == monday(0)  # it runs to the origin, like any active SKU
+    since = summer.loc[monday(40) + pd.Timedelta(weeks=1) :]
+    assert not since["observed"].any() and since["weight"].eq(0).all()
+    assert frame.attrs[RETURNING_SKUS] == 1
+
+
+def test_a_sku_that_stopped_and_never_came_back_stays_discontinued():
+    frame = seasonal_features(seasons("STOPPED", range(150, 44, -1)))  # sold a year ago, then not
+
+    assert not sku_frame(frame, "STOPPED")["active"].any()
+    assert frame.attrs[RETURNING_SKUS] == 0
+
+
+def test_a_break_shorter_than_active_weeks_is_not_a_season_coming_back():
+    before_break = range(90, 68, -1)  # then no row in weeks 68 .. 57: 12 weeks
+    frame = seasonal_features(seasons("SHORT", before_break, LAST_YEAR))
+
+    assert not sku_frame(frame, "SHORT")["active"].any()
+
+
+def test_a_sku_whose_season_is_not_coming_stays_discontinued():
+    frame = seasonal_features(seasons("WINTER", range(86, 72, -1), range(34, 20, -1)))
+
+    assert not sku_frame(frame, "WINTER")["active"].any()
+
+
+def test_rows_without_sales_last_year_are_no_sign_of_a_returning_season():
+    frame = seasonal_features(seasons("SUMMER", TWO_YEARS_AGO, LAST_YEAR, units=0.0))
+
+    assert not sku_frame(frame, "SUMMER")["active"].any()
+
+
+def test_without_returning_weeks_only_recent_skus_are_forecast():
+    rows = seasons("SUMMER", TWO_YEARS_AGO, LAST_YEAR)
+
+    frame = seasonal_features(rows, returning_weeks=0)
+
+    assert not sku_frame(frame, "SUMMER")["active"].any()
+    assert frame.attrs[RETURNING_SKUS] == 0
+
+
+@pytest.mark.parametrize(
+    ("weeks_before_origin", "returns"),
+    [(53, False), (52, False), (51, True), (45, True), (39, True), (38, False)],
+)
+def test_the_returning_weeks_are_the_weeks_after_the_origins_week_a_year_earlier(
+    weeks_before_origin, returns
+):
+    one_sale = range(weeks_before_origin, weeks_before_origin - 1, -1)
+
+    frame = seasonal_features(seasons("SEASONAL", TWO_YEARS_AGO, one_sale))
+
+    assert sku_frame(frame, "SEASONAL")["active"].all() == returns
+
+
+def test_returning_skus_need_a_window_of_a_year_and_a_comeback():
+    away, back = np.full(20, np.nan), np.ones(40)  # 20 weeks without a row, then sales
+    came_back = np.concatenate([np.ones(5), away, back]).astype("float32")[None, -65:]
+    assert returning_skus(came_back, 13, away_weeks=13).all()
+    assert not returning_skus(came_back, 0, away_weeks=13).any()
+    assert returning_skus(came_back, 13, away_weeks=20).all()  # away 20 weeks: enough
+    assert not returning_skus(came_back, 13, away_weeks=21).any()
+    assert not returning_skus(came_back[:, -51:], 13, away_weeks=13).any()
 
 
 def test_a_gap_is_an_unobserved_week_with_zero_weight_filled_from_the_skus_level():

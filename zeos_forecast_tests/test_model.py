@@ -318,6 +318,21 @@ def test_a_history_without_prices_or_extra_columns_still_forecasts():
     assert table["forecast"].notna().all()
 
 
+def test_a_seasonal_sku_coming_back_gets_a_forecast_for_every_week_of_the_horizon():
+    rows = [sales_row(f"A{s}", "M1", w, 5.0 + s) for s in range(20) for w in range(120, -1, -1)]
+    summers = [*range(112, 90, -1), *range(60, 38, -1)]  # the last two seasons
+    rows += [sales_row("SUMMER", "M1", w, 8.0) for w in summers]
+    frame = build_demand_features(history_of(rows), ORIGIN, 156, 13, returning_weeks=13)
+    quick = ForecastSettings(n_estimators=5, horizon=3, lags=(1, 2, 52), threads=1)
+
+    table = train_and_score(frame, ORIGIN, quick).table
+
+    summer = table.loc[table["article_id"] == "SUMMER"]
+    assert summer["horizon"].tolist() == [1, 2, 3]
+    assert (summer[["forecast", "q10", "q50", "q90"]] >= 0).all(axis=None)
+    assert summer["forecast"].notna().all()
+
+
 def test_a_window_without_any_active_sku_raises_a_value_error():
     history = history_of([sales_row("A", "M1", w) for w in range(40, 20, -1)])
     frame = build_demand_features(history, ORIGIN, 52, 13)

@@ -38,7 +38,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from .contract import KEY_COLUMNS
+from .contract import KEY_COLUMNS, SEASON_WEEKS
 
 __all__ = [
     "BASELINES",
@@ -63,7 +63,6 @@ MOVING_AVERAGE_WEEKS = 13
 IN_STOCK_AVERAGE_WEEKS = 8
 # The baseline whose empirical quantiles stand next to ours.
 QUANTILE_BASELINE = "moving_average"
-SEASON_WEEKS = 52
 POINT = "forecast"
 # Stockouts this recent before the origin make a SKU's history censored: scored as a segment.
 RECENT_STOCKOUT_WEEKS = 13

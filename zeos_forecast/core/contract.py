@@ -19,6 +19,7 @@ __all__ = [
     "OPTIONAL_NUMERIC_COLUMNS",
     "PLAN_REQUIRED_COLUMNS",
     "REQUIRED_COLUMNS",
+    "SEASON_WEEKS",
     "LandingDataError",
     "ValueRule",
     "case_variants",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 KEY_COLUMNS = ("article_id", "merchant_id")
+# Weeks from a week to the same week one year earlier (the seasonal lag of weekly retail data).
+SEASON_WEEKS = 52
 REQUIRED_COLUMNS = (*KEY_COLUMNS, "week", "units_sold")
 OPTIONAL_NUMERIC_COLUMNS = ("price", "list_price", "availability")
 # A plan holds known future inputs (prices, promotions) for the week it names, not outcomes.

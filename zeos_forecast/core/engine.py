@@ -265,7 +265,8 @@ def train_and_score_sharded(
     if stats.active_skus == 0:
         raise ValueError(
             f"No active SKU at {origin}: no SKU has sales rows in the last "
-            f"{settings.active_weeks} weeks of the window."
+            f"{settings.active_weeks} weeks of the window, nor sold in the "
+            f"{settings.returning_weeks} weeks after the origin's week a year earlier."
         )
     settings = settings.resolved(stats.zero_share)
     sku_stride, share, calibration_stride = sampling_plan(stats, source.rows, settings.train_rows)

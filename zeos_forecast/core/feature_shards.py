@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .compute import FOOTER_KEY, WindowStats
-from .features import StaticTable, build_demand_features, static_columns
+from .features import RETURNING_SKUS, StaticTable, build_demand_features, static_columns
 
 __all__ = [
     "FeatureShardJob",
@@ -44,7 +44,8 @@ class FeatureShardJob:
         read_history: `read_history(ranges)` returns the window's sales history rows with
             `low <= article_id < high` for `ranges={"article_id": (low, high)}` (None: all), of
             the `feature_inputs` columns.
-        origin, history_weeks, active_weeks, censored_as_demand: As `build_demand_features`.
+        origin, history_weeks, active_weeks, returning_weeks, censored_as_demand: As
+            `build_demand_features`.
         articles, merchants: Validated article and merchant metadata, prepared once for every
             shard (or None).
         whole_window: One shard holds the whole window (no range read, no empty columns kept).
@@ -56,6 +57,7 @@ class FeatureShardJob:
     origin: dt.date
     history_weeks: int
     active_weeks: int
+    returning_weeks: int
     censored_as_demand: bool
     articles: StaticTable | None
     merchants: StaticTable | None
@@ -86,6 +88,7 @@ def build_feature_shard(
         merchants=job.merchants,
         censored_as_demand=job.censored_as_demand,
         keep_empty_columns=not job.whole_window,
+        returning_weeks=job.returning_weeks,
     )
     del history
     summary = WindowSummary.of(frame, job.articles, job.merchants)
@@ -113,6 +116,7 @@ class WindowSummary:
 
     skus: int = 0
     active_skus: int = 0
+    returning_skus: int = 0
     unobserved: int = 0
     observed: int = 0
     zero: int = 0
@@ -132,6 +136,7 @@ class WindowSummary:
         return cls(
             skus=len(firsts),
             active_skus=int(firsts["active"].sum()),
+            returning_skus=frame.attrs.get(RETURNING_SKUS, 0),
             unobserved=int((~frame["observed"]).sum()),
             observed=int(trained.sum()),
             zero=int((frame["demand"].to_numpy()[trained] <= 0).sum()),
@@ -149,7 +154,7 @@ class WindowSummary:
 
     def merge(self, other: WindowSummary) -> None:
         """Adds the summary of the next shard (whose SKUs follow this one's)."""
-        for name in ("skus", "active_skus", "unobserved", "observed", "zero"):
+        for name in ("skus", "active_skus", "returning_skus", "unobserved", "observed", "zero"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.without_article += other.without_article
         self.without_merchant += other.without_merchant

@@ -30,16 +30,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .contract import KEY_COLUMNS
+from .contract import KEY_COLUMNS, SEASON_WEEKS
 
 __all__ = [
     "BASE_COLUMNS",
+    "RETURNING_SKUS",
     "SMOOTHING",
     "StaticTable",
     "build_demand_features",
     "discount",
     "dynamic_columns",
     "regular_price_column",
+    "returning_skus",
     "static_columns",
 ]
 
@@ -66,6 +68,8 @@ BASE_COLUMNS = (
     "active",
 )
 STATIC_PREFIX = "static_"
+# Key of the feature frame's `attrs` that counts the SKUs forecast because their season returns.
+RETURNING_SKUS = "returning_skus"
 _HISTORY_NON_DYNAMIC = {*KEY_COLUMNS, "week", "units_sold", "availability", "censored", "demand"}
 
 
@@ -78,6 +82,7 @@ def build_demand_features(
     merchants: pd.DataFrame | StaticTable | None = None,
     censored_as_demand: bool = False,
     keep_empty_columns: bool = False,
+    returning_weeks: int = 0,
 ) -> pd.DataFrame:
     """Builds the training and scoring frame for the window ending at `origin`.
 
@@ -95,10 +100,13 @@ def build_demand_features(
             was low whenever the shelf was empty.
         keep_empty_columns: Keep dynamic columns that hold no value at all (as NaN). SKU shards
             of one window must share their columns; a single frame drops them.
+        returning_weeks: SKUs without a recent row that sold in the `returning_weeks` weeks
+            after the origin's week one year earlier are forecast too (`returning_skus`); 0: none.
 
     Returns:
         Long frame sorted by `sku`, `week`: `BASE_COLUMNS`, the dynamic columns (prices,
-        `discount`, extras; float32) and `static_*` categorical columns.
+        `discount`, extras; float32) and `static_*` categorical columns. Its
+        `attrs[RETURNING_SKUS]` counts the active SKUs that are active only by `returning_weeks`.
     """
     origin_ts = pd.Timestamp(origin)
     first_ts = origin_ts - pd.Timedelta(weeks=history_weeks - 1)
@@ -133,12 +141,14 @@ def build_demand_features(
     has_row = has_row.reshape(n_skus, n_weeks)
     first_t = np.argmax(has_row, axis=1)
     last_t = n_weeks - 1 - np.argmax(has_row[:, ::-1], axis=1)
+    units = panel(history["units_sold"])
     active = last_t >= n_weeks - active_weeks
+    returning = ~active & returning_skus(units, returning_weeks, active_weeks)
+    active |= returning
     end_t = np.where(active, n_weeks - 1, last_t)
     cols = np.arange(n_weeks)
     in_span = (cols >= first_t[:, None]) & (cols <= end_t[:, None])
 
-    units = panel(history["units_sold"])
     availability = panel(history["availability"])
     raw_demand = panel(history["units_sold" if censored_as_demand else "demand"])
     if censored_as_demand:
@@ -186,7 +196,41 @@ def build_demand_features(
                 (f"{STATIC_PREFIX}{column}", _take(aligned[column], rows))
                 for column in aligned.columns
             )
-    return pd.DataFrame(columns, copy=False)  # no second copy beside the gathered columns
+    frame = pd.DataFrame(columns, copy=False)  # no second copy beside the gathered columns
+    frame.attrs[RETURNING_SKUS] = int(returning.sum())
+    return frame
+
+
+def returning_skus(units: np.ndarray, returning_weeks: int, away_weeks: int) -> np.ndarray:
+    """Seasonal SKUs whose season is about to come back.
+
+    A seasonal article (garden furniture, Christmas decorations) has no row for months and comes
+    back with its season; without a forecast a planner would order nothing for it. Two signs
+    tell it from a discontinued SKU, which also sold a year ago and has no row since: it sold in
+    the `returning_weeks` weeks after the origin's week one year earlier, and it has come back
+    before, with a row after at least `away_weeks` weeks without one. A discontinued SKU never
+    came back; a seasonal SKU seen for one season only is not recognised yet.
+
+    Args:
+        units: SKU x week panel of units sold (NaN: no row), its last column the origin week.
+            A window of less than a year has no weeks a year earlier, and no SKU returns.
+        returning_weeks: Weeks after the origin's week a year earlier that are looked at.
+        away_weeks: Weeks without a row after which a SKU is away (`active_weeks`).
+    """
+    n_skus, n_weeks = units.shape
+    first = n_weeks - SEASON_WEEKS
+    if returning_weeks < 1 or first < 0:
+        return np.zeros(n_skus, dtype=bool)
+    sold_a_year_ago = (np.nan_to_num(units[:, first : first + returning_weeks]) > 0).any(axis=1)
+    candidates = np.flatnonzero(sold_a_year_ago)
+    has_row = ~np.isnan(units[candidates])
+    weeks = np.arange(n_weeks)
+    last_row = np.maximum.accumulate(np.where(has_row, weeks, -1), axis=1)  # latest row so far
+    before = np.concatenate([np.full((len(candidates), 1), -1), last_row[:, :-1]], axis=1)
+    came_back = (has_row & (before >= 0) & (weeks - before > away_weeks)).any(axis=1)
+    returning = np.zeros(n_skus, dtype=bool)
+    returning[candidates[came_back]] = True
+    return returning
 
 
 def discount(price: np.ndarray, list_price: np.ndarray) -> np.ndarray:

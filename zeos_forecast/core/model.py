@@ -132,7 +132,8 @@ def train_and_score(
     if len(active_ids) == 0:
         raise ValueError(
             f"No active SKU at {origin}: no SKU has sales rows in the last "
-            f"{settings.active_weeks} weeks of the window."
+            f"{settings.active_weeks} weeks of the window, nor sold in the "
+            f"{settings.returning_weeks} weeks after the origin's week a year earlier."
         )
     observed = features.loc[features["weight"] > 0, "demand"]
     zero_share = float((observed <= 0).mean()) if len(observed) else 0.0

@@ -74,12 +74,15 @@ class FeatureWindow:
         history_weeks: Weeks of the window, ending at the origin.
         min_history_weeks: Fewest weeks with sales rows a window may have.
         active_weeks: A SKU with sales in these last weeks is forecast.
+        returning_weeks: So is a SKU that sold in these weeks after the origin's week a year
+            earlier (a seasonal article coming back).
         censored_as_demand: Take stockout-week sales as demand (comparison backtests only).
     """
 
     history_weeks: int
     min_history_weeks: int
     active_weeks: int
+    returning_weeks: int = 0
     censored_as_demand: bool = False
 
 
@@ -171,6 +174,7 @@ def build_features(
             origin=origin,
             history_weeks=window.history_weeks,
             active_weeks=window.active_weeks,
+            returning_weeks=window.returning_weeks,
             censored_as_demand=window.censored_as_demand,
             articles=StaticTable.prepare(articles, "article_id"),
             merchants=StaticTable.prepare(merchants, "merchant_id"),

@@ -51,7 +51,7 @@ RELATIVE_POINT_CAPACITY = {
 }
 # Settings of the history window (`demand_features`' run config); the other settings, but for
 # `lgbm_params` (a free-form dict, set where the instance is configured), are per run as well.
-WINDOW_SETTINGS = ("history_weeks", "min_history_weeks", "active_weeks")
+WINDOW_SETTINGS = ("history_weeks", "min_history_weeks", "active_weeks", "returning_weeks")
 NOT_PER_RUN = ("lgbm_params",)
 # Settings that take one of a few words: the run config, the CLI and the component's YAML say so.
 LEVEL_TWINS = ("auto", "on", "off")
@@ -75,6 +75,11 @@ class ForecastSettings:
         quantiles: Quantile levels to forecast; each becomes a column `q<percent>` (0.1 -> q10).
         active_weeks: A SKU is forecast when it has a sales row in the last `active_weeks` weeks;
             older SKUs still teach the model but get no forecast (they are discontinued).
+        returning_weeks: A SKU without a row in the last `active_weeks` weeks is forecast all
+            the same when it sold in the `returning_weeks` weeks that follow the origin's week
+            one year earlier and has come back before after `active_weeks` weeks or more
+            without a row: a seasonal article coming back with its season, which a planner
+            would otherwise not order at all. 0: only recent SKUs are forecast.
         lags: Target lags (in weeks) used as features.
         rolling_windows: Windows of rolling means (and a rolling std) of last week's demand.
         target_transform: What the models learn. `none` (what `auto`, the default, takes):
@@ -139,6 +144,7 @@ class ForecastSettings:
     min_history_weeks: int = 8
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     active_weeks: int = 13
+    returning_weeks: int = 13
     lags: tuple[int, ...] = (1, 2, 3, 4, 8, 13, 26, 52)
     rolling_windows: tuple[int, ...] = (4, 13)
     target_transform: str = "auto"
@@ -197,6 +203,8 @@ class ForecastSettings:
             problems.append(f"point_estimators must be >= 0, got {self.point_estimators}")
         if self.train_rows < 1_000:
             problems.append(f"train_rows must be >= 1000, got {self.train_rows}")
+        if self.returning_weeks < 0:
+            problems.append(f"returning_weeks must be >= 0, got {self.returning_weeks}")
         if self.active_weeks < 1:
             problems.append(f"active_weeks must be >= 1, got {self.active_weeks}")
         if self.threads < 0 or self.fit_threads < 0:

@@ -79,6 +79,7 @@ def demand_features(
         history_weeks=config.history_weeks,
         min_history_weeks=config.min_history_weeks,
         active_weeks=config.active_weeks,
+        returning_weeks=config.returning_weeks,
         censored_as_demand=config.censored_as_demand,
     )
     try:
@@ -111,6 +112,7 @@ def demand_features(
             "rows": rows,
             "skus": summary.skus,
             "active_skus": summary.active_skus,
+            "returning_skus": summary.returning_skus,
             "weeks_of_history": summary.weeks,
             "weeks_with_sales": built.weeks_with_sales,
             "min_history_weeks": config.min_history_weeks,
