@@ -1,14 +1,11 @@
 """A real deployment (dagster-webserver, dagster-daemon): a dropped week is forecast unattended."""
 
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from conftest import make_landing
 from local_servers import free_port, stop, tail
 
 from zeos_forecast.pipeline.checks import FORECAST_CHECKS
+from zeos_forecast.pipeline.webserver import LAUNCH_BACKFILL, Webserver, WebserverUnreachable
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.e2e
@@ -53,15 +51,6 @@ query($filter: RunsFilter) {
   }
 }
 """
-BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
 LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 CHECK_EXECUTIONS = """
 query($key: AssetKeyInput!, $check: String!, $partition: String) {
@@ -74,20 +63,12 @@ query($key: AssetKeyInput!, $check: String!, $partition: String) {
 
 @dataclass
 class Deployment:
-    port: int
+    webserver: Webserver
     lake: Path
     held_back: Path  # the week LAST, dropped by the test
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}/graphql",
-            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            body = json.loads(response.read())
-        assert "errors" not in body, body
-        return body["data"]
+        return self.webserver.graphql(query, variables)
 
     def runs(self, **tags: str) -> list[dict]:
         filter_ = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
@@ -152,7 +133,8 @@ def deployment(tmp_path_factory):
     ]
     processes: list[subprocess.Popen] = []
     try:
-        deployed = Deployment(port=port, lake=lake, held_back=held_back)
+        webserver = Webserver(f"http://127.0.0.1:{port}")
+        deployed = Deployment(webserver=webserver, lake=lake, held_back=held_back)
         # As a deployment does it: the webserver creates the instance's storage and loads the
         # code location before the daemon starts on the same SQLite files (started together,
         # both would create the same tables at once: dagster-io/dagster#11408).
@@ -183,7 +165,7 @@ def _answers(deployment: Deployment, processes: list[subprocess.Popen]) -> bool:
         assert process.poll() is None, f"{process.args[0]} exited with {process.returncode}"
     try:
         workspace = deployment.graphql(WORKSPACE)["workspaceOrError"]
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+    except WebserverUnreachable:
         return False
     # The webserver answers before it has loaded the code location: wait for that too.
     kinds = [
@@ -249,7 +231,7 @@ def test_past_weeks_backfilled_from_the_ui_each_see_only_their_own_history(deplo
         "assetSelection": [{"path": [a]} for a in assets],
     }
 
-    launched = deployment.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
+    launched = deployment.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
 
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     for week in weeks:

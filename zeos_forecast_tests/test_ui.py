@@ -1,6 +1,5 @@
 """`make dev` works: the real dagster-webserver serves our code location and the CLI's runs."""
 
-import json
 import os
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 from local_servers import free_port, stop
 
 from zeos_forecast.cli import main
+from zeos_forecast.pipeline.webserver import Webserver
 
 PROJECT = Path(__file__).resolve().parents[1]
 WEBSERVER = Path(sys.executable).with_name("dagster-webserver")
@@ -31,13 +31,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _graphql(port: int, query: str) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["data"]
+    return Webserver(f"http://127.0.0.1:{port}").graphql(query)
 
 
 def _wait_until_serving(port: int, process: subprocess.Popen) -> None:
