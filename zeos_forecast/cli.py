@@ -88,9 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.command(args)
     except Exception as error:  # a clear message on stderr, not a traceback, for users
         from .pipeline.launch import RunFailed
+        from .pipeline.webserver import WebserverError
         from .pipeline.week_lock import WeekAlreadyRunning
 
-        if not isinstance(error, RunFailed | WeekAlreadyRunning | ValueError | OSError):
+        known = RunFailed | WeekAlreadyRunning | WebserverError | ValueError | OSError
+        if not isinstance(error, known):
             raise
         print(f"zeos-forecast {args.name}: {redact(str(error))}", file=sys.stderr)
         return 1
@@ -205,6 +207,8 @@ def _json_metadata(metadata: dict[str, dict]) -> dict[str, dict]:
 
 
 def _backfill(args: argparse.Namespace) -> int:
+    if args.webserver:
+        return _backfill_on_deployment(args)
     root = _existing_lake(args.lake)
     from .pipeline.backfill import BACKFILL_TAG, new_backfill_id, run_backfill
     from .pipeline.deployment import open_lake
@@ -242,6 +246,86 @@ def _backfill(args: argparse.Namespace) -> int:
             for w in weeks
         }
         Path(args.metadata_json).write_text(json.dumps(per_week, indent=2) + "\n")
+    return 0
+
+
+def _backfill_on_deployment(args: argparse.Namespace) -> int:
+    """One Dagster backfill of the range, submitted to the webserver and followed to its end."""
+    forecast_config, window_config = _run_configs(args)
+    settings = [f"--{name.replace('_', '-')}" for name in {**window_config, **forecast_config}]
+    if settings:
+        args.command_parser.error(
+            f"{', '.join(settings)} cannot go with --webserver: the deployment's model settings "
+            "apply. A Dagster backfill gives all its runs one run config, and a later week's "
+            "forecast_accuracy runs without the demand_features and demand_forecast steps that "
+            "config names, so Dagster would refuse it. Change the deployment's settings, or "
+            "backfill here (without --webserver)."
+        )
+    if args.metadata_json:
+        args.command_parser.error(
+            "--metadata-json cannot go with --webserver: the runs' metadata is in the "
+            "deployment's instance (its UI shows it)."
+        )
+    root = _existing_lake(args.lake)
+    from .pipeline.backfill import (
+        BACKFILL_TAG,
+        backfill_path,
+        checked_weeks,
+        follow_backfill,
+        new_backfill_id,
+        submit_backfill,
+    )
+    from .pipeline.launch import RunFailed
+    from .pipeline.webserver import Webserver
+
+    weeks = checked_weeks(root, args.first, args.last)
+    webserver = Webserver(args.webserver)
+    tag = new_backfill_id(args.first, args.last)
+    backfill_id = submit_backfill(webserver, weeks, tag, _compute_config(args))
+    link = webserver.link(backfill_path(backfill_id))
+    print(
+        f"Backfill {backfill_id} of {len(weeks)} week{'s' if len(weeks) != 1 else ''} launched "
+        f"on the deployment, its runs tagged {BACKFILL_TAG}={tag}: {link}"
+    )
+    try:
+        outcome = follow_backfill(webserver, backfill_id, weeks)
+    except KeyboardInterrupt:
+        print(
+            f"zeos-forecast backfill: stopped following backfill {backfill_id}; it goes on in "
+            f"the deployment (cancel it there): {link}",
+            file=sys.stderr,
+        )
+        return 130
+    done = f"{len(outcome.succeeded)} of {len(weeks)} weeks succeeded"
+    if not outcome.done:
+        raise RunFailed(
+            f"Backfill {backfill_id} is still running after {outcome.seconds:.0f} s ({done}); "
+            f"it goes on in the deployment: {link}"
+        )
+    if outcome.status == "CANCELED":
+        raise RunFailed(f"Backfill {backfill_id} was canceled ({done}): {link}")
+    if outcome.failed or outcome.error:
+        weeks_failed = [
+            f"week {week}: "
+            + (
+                ", ".join(f"run {r} failed ({webserver.link(f'/runs/{r}')})" for r in run_ids)
+                or "not run to the end (a week it reads failed)"
+            )
+            for week, run_ids in outcome.failed.items()
+        ]
+        raise RunFailed(
+            "\n".join(
+                [
+                    f"Backfill {backfill_id} ended {outcome.status} ({done}): {link}",
+                    *([outcome.error] if outcome.error else []),
+                    *weeks_failed,
+                ]
+            )
+        )
+    print(
+        f"Backfilled {len(weeks)} week{'s' if len(weeks) != 1 else ''} {args.first} .. "
+        f"{args.last} in {outcome.seconds:.0f} s on the deployment: {link}"
+    )
     return 0
 
 
@@ -497,6 +581,12 @@ def _parser() -> argparse.ArgumentParser:
         "--metadata-json",
         help="also write each week's start and end (epoch seconds), run ids and materialization "
         "metadata to this file (default: not written)",
+    )
+    backfill.add_argument(
+        "--webserver",
+        help="a deployment's Dagster webserver, e.g. http://127.0.0.1:3000: submit one Dagster "
+        "backfill of the weeks there (its daemon runs them with the deployment's settings; the "
+        "engine options apply) and follow it (default: run the weeks here)",
     )
     _model_options(backfill)
     _log_options(backfill)

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from local_servers import free_port
 
 from zeos_forecast.cli import commands, main
 from zeos_forecast.core.settings import ForecastSettings
@@ -128,6 +129,32 @@ def test_a_week_without_a_drop_lists_the_weeks_there_are_and_how_to_add_data(
     assert f"--week {WEEK}" in err
     assert "zeos-forecast generate" in err and "zeos-forecast import" in err
     assert len(err.strip().splitlines()) == 2
+
+
+def test_a_backfill_on_a_webserver_that_does_not_answer_names_it_without_its_credentials(
+    landing_factory,
+):
+    root = landing_factory(5, 2, WEEK)
+    port = free_port()
+    weeks = ["--from", str(WEEK - dt.timedelta(weeks=1)), "--to", str(WEEK)]
+    url = f"http://planner:s3cret@127.0.0.1:{port}"
+
+    code, out, err = run(["backfill", "--lake", str(root), *weeks, "--webserver", url])
+
+    assert code == 1
+    assert f"The Dagster webserver at http://***@127.0.0.1:{port} does not answer" in err
+    assert "s3cret" not in out + err
+    assert "Traceback" not in err
+
+
+def test_model_settings_with_a_webserver_are_refused_saying_the_deployment_s_apply():
+    week = ["--from", str(WEEK), "--to", str(WEEK), "--webserver", "http://127.0.0.1:3000"]
+
+    code, _, err = run(["backfill", *week, "--threads", "1", "--history-weeks", "30"])
+
+    assert code == 2
+    assert "--history-weeks, --threads cannot go with --webserver" in err
+    assert "the deployment's model settings apply" in err
 
 
 def test_quiet_and_verbose_are_one_choice():

@@ -14,7 +14,9 @@ import pytest
 from conftest import make_landing
 from local_servers import free_port, stop, tail
 
+from zeos_forecast.pipeline.backfill import BACKFILL_TAG
 from zeos_forecast.pipeline.checks import FORECAST_CHECKS
+from zeos_forecast.pipeline.sensors import FORECAST_ASSETS
 from zeos_forecast.pipeline.webserver import LAUNCH_BACKFILL, Webserver, WebserverUnreachable
 from zeos_forecast.storage import Lake
 
@@ -51,6 +53,8 @@ query($filter: RunsFilter) {
   }
 }
 """
+BACKFILLS = """{ partitionBackfillsOrError { ... on PartitionBackfills { results {
+    id status partitionNames tags { key value } assetSelection { path } } } } }"""
 LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 CHECK_EXECUTIONS = """
 query($key: AssetKeyInput!, $check: String!, $partition: String) {
@@ -69,6 +73,9 @@ class Deployment:
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
         return self.webserver.graphql(query, variables)
+
+    def backfills(self) -> list[dict]:
+        return self.graphql(BACKFILLS)["partitionBackfillsOrError"]["results"]
 
     def runs(self, **tags: str) -> list[dict]:
         filter_ = {"tags": [{"key": k, "value": v} for k, v in tags.items()]}
@@ -244,6 +251,62 @@ def test_past_weeks_backfilled_from_the_ui_each_see_only_their_own_history(deplo
             deployment.lake / f"demand_forecast/forecast_week={week}/part-0.parquet"
         )
         assert forecast["week"].min() == week + dt.timedelta(weeks=1)
+
+
+def zeos_forecast(*args: str) -> subprocess.CompletedProcess:
+    """The command line in its own process, as a user runs it."""
+    return subprocess.run(
+        [str(BIN / "zeos-forecast"), *args],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=2 * RUN_TIMEOUT_SECONDS,
+    )
+
+
+def test_a_cli_backfill_through_the_webserver_is_one_dagster_backfill_of_its_weeks(deployment):
+    weeks = [LAST - dt.timedelta(weeks=n) for n in (6, 5)]
+    earlier = {b["id"] for b in deployment.backfills()}
+
+    done = zeos_forecast(
+        "backfill", "--lake", str(deployment.lake), "--from", str(weeks[0]), "--to", str(weeks[1]),
+        "--webserver", deployment.webserver.url,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    [backfill] = [b for b in deployment.backfills() if b["id"] not in earlier]
+    assert backfill["status"] == "COMPLETED_SUCCESS"
+    assert sorted(backfill["partitionNames"]) == [w.isoformat() for w in weeks]
+    assert {"/".join(key["path"]) for key in backfill["assetSelection"]} == set(FORECAST_ASSETS)
+    assert f"Backfill {backfill['id']} of 2 weeks" in done.stdout
+    assert f"{deployment.webserver.url}/runs/b/{backfill['id']}" in done.stdout
+    assert "backfill: 2/2 weeks (100%" in done.stdout
+    [tag] = [t["value"] for t in backfill["tags"] if t["key"] == BACKFILL_TAG]
+    for week in weeks:
+        runs = deployment.runs(**{"dagster/partition": week.isoformat(), BACKFILL_TAG: tag})
+        assert runs and all(run["status"] == "SUCCESS" for run in runs), runs
+        assets = {key["path"][-1] for run in runs for key in run["assetSelection"]}
+        assert assets == set(FORECAST_ASSETS)
+        assert (deployment.lake / f"published_forecast/forecast_week={week}").is_dir()
+    # The later week's forecast_accuracy waits for the earlier week's forecast, in a run of its own:
+    # why model options, one run config for every run of a backfill, cannot go with --webserver.
+    later = deployment.runs(**{"dagster/partition": weeks[1].isoformat(), BACKFILL_TAG: tag})
+    assert ["forecast_accuracy"] in [[k["path"][-1] for k in r["assetSelection"]] for r in later]
+
+
+def test_a_range_the_lake_cannot_backfill_is_refused_before_anything_is_submitted(deployment):
+    first, last = LAST - dt.timedelta(weeks=1), LAST + dt.timedelta(weeks=1)  # no drop for last
+    earlier = deployment.backfills()
+
+    refused = zeos_forecast(
+        "backfill", "--lake", str(deployment.lake), "--from", str(first), "--to", str(last),
+        "--webserver", deployment.webserver.url,
+    )  # fmt: skip
+
+    assert refused.returncode == 1
+    assert f"No complete sales drop under {deployment.lake} for 1 of the 3 weeks" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert deployment.backfills() == earlier
 
 
 def test_the_deployment_returns_the_lineage_from_sales_to_forecast(deployment):

@@ -35,12 +35,13 @@ from .partitions import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from .published_forecast import PUBLISHED_FORECAST
 from .resources import lake_tags
 from .sales_history import SALES_HISTORY
-from .sensors import RUN_KEY_TAG
+from .sensors import FORECAST_ASSETS, RUN_KEY_TAG
 from .week_lock import hold_week
 
 __all__ = [
     "RunFailed",
     "WeekRun",
+    "compute_resource_config",
     "dagster_instance",
     "execute_request",
     "forecast_week",
@@ -91,6 +92,12 @@ def dagster_instance() -> dg.DagsterInstance:
     return instance
 
 
+def compute_resource_config(compute_config: dict[str, Any] | None) -> dict[str, Any]:
+    """Run config of the `compute` resource (engine, memory budget, Dask): for a run started here
+    and for the runs of a backfill a deployment's daemon starts."""
+    return {"compute": {"config": compute_config or {}}}
+
+
 def forecast_week(
     week: dt.date,
     lake_root: str,
@@ -126,7 +133,7 @@ def forecast_week(
         raise RunFailed(_no_drop_message(week, lake, list(drops)))
     with hold_week(instance, lake_root, week):
         plan = plan_week(lake, week, history_weeks, instance)
-        assets = [DEMAND_FEATURES, DEMAND_FORECAST, PUBLISHED_FORECAST, FORECAST_ACCURACY]
+        assets = list(FORECAST_ASSETS)
         if plan.at_once:  # the week's own drop is the only new one: one run validates it too
             assets.insert(0, SALES_HISTORY)
             outcome.history_weeks_validated += 1
@@ -390,7 +397,7 @@ def _execute(
         "loggers": {"console": {"config": {"log_level": console_log_level()}}},
         "resources": {
             "lake": {"config": {"root": lake_root}},
-            "compute": {"config": compute_config or {}},
+            **compute_resource_config(compute_config),
         },
         "ops": ops,
     }
