@@ -73,12 +73,19 @@ class Webserver:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number
+            valid = False
+        if not valid:
             raise ValueError(
                 f"{self.shown} is not the address of a webserver: give its URL, e.g. "
                 "http://127.0.0.1:3000."
             )
         object.__setattr__(self, "url", self.url.rstrip("/"))
+
+    def __repr__(self) -> str:  # never the credentials, not even in a traceback
+        return f"Webserver({self.shown!r})"
 
     @property
     def shown(self) -> str:
@@ -111,9 +118,14 @@ class Webserver:
             with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_SECONDS) as response:
                 answer = response.read()
         except urllib.error.HTTPError as error:
+            question = (
+                "are its credentials right?"
+                if error.code in (401, 403)
+                else "is the address that of a Dagster webserver (--webserver)?"
+            )
             raise WebserverError(
                 f"The Dagster webserver at {self.shown} answered HTTP {error.code} to POST "
-                "/graphql: is the address that of a Dagster webserver (--webserver)?"
+                f"/graphql: {question}"
             ) from None
         except OSError as error:  # refused, unknown host, timed out
             reason = getattr(error, "reason", None) or error
