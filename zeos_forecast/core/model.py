@@ -10,7 +10,6 @@ paths of their own. Nothing is saved: the models live only inside this call.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -526,7 +525,7 @@ class FittedBooster:
     def _predict(self, matrix: np.ndarray) -> np.ndarray:
         if self.compiled:
             trained = self.booster_.params.get("num_threads")
-            return self._forest().predict(matrix, self.threads or trained or os.cpu_count() or 1)
+            return self._forest().predict(matrix, self.threads or trained or usable_cores())
         if self.threads:
             return self.booster_.predict(matrix, num_threads=self.threads)
         return self.booster_.predict(matrix)
