@@ -100,8 +100,8 @@ def build_demand_features(
             was low whenever the shelf was empty.
         keep_empty_columns: Keep dynamic columns that hold no value at all (as NaN). SKU shards
             of one window must share their columns; a single frame drops them.
-        returning_weeks: SKUs without a recent row that sold in the `returning_weeks` weeks
-            after the origin's week one year earlier are forecast too (`returning_skus`); 0: none.
+        returning_weeks: Seasonal SKUs without a recent row whose season comes back within
+            `returning_weeks` weeks are forecast too (the rule: `returning_skus`); 0: none.
 
     Returns:
         Long frame sorted by `sku`, `week`: `BASE_COLUMNS`, the dynamic columns (prices,
