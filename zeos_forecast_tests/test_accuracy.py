@@ -204,7 +204,7 @@ def test_skus_out_of_stock_in_the_13_weeks_before_the_origin_form_their_own_segm
     assert by_segment.loc[False, "bias"] == 0.0
 
 
-def test_a_baseline_without_any_history_is_left_out_not_scored_as_perfect():
+def test_a_baseline_without_any_history_counts_as_a_forecast_of_zero():
     actuals = pd.DataFrame(
         {"article_id": ["A"], "merchant_id": "M", "units_sold": [4.0], "availability": [1.0]}
     )
@@ -213,7 +213,39 @@ def test_a_baseline_without_any_history_is_left_out_not_scored_as_perfect():
 
     metrics = summarize(score_week(actuals, forecasts, history, QUANTILES), ["model"])
 
-    assert metrics["model"].tolist() == ["zeos"]
+    baselines = metrics.set_index("model").drop(index="zeos")
+    assert (baselines["rows"] == 1).all()
+    assert (baselines["bias"] == -1.0).all()  # nothing forecast for 4 sold
+
+
+def test_a_sku_that_sold_without_a_forecast_from_an_origin_counts_as_zero_for_that_origin():
+    """A planner orders nothing for a SKU the forecast left out: its sales are all error."""
+    actuals = pd.DataFrame(
+        {
+            "article_id": ["A", "N"],
+            "merchant_id": "M",
+            "units_sold": [10.0, 6.0],
+            "availability": [1.0, 1.0],
+        }
+    )
+    forecasts = pd.DataFrame(
+        [forecast_row("A", 1, 10, 8, 10, 12), forecast_row("A", 2, 10, 8, 10, 12),
+         forecast_row("N", 1, 6, 5, 6, 7)]
+    )  # fmt: skip
+    history = pd.DataFrame(
+        {"article_id": ["A", "A"], "merchant_id": "M", "week": [weeks_before(2), weeks_before(1)],
+         "units_sold": [10.0, 10.0]}
+    )  # fmt: skip
+
+    components = score_week(actuals, forecasts, history, QUANTILES)
+    metrics = summarize(components, ["model", "horizon"]).set_index(["model", "horizon"])
+
+    # Origin 1 forecast both SKUs exactly; origin 2 left N (no history then) out.
+    assert metrics.loc[("zeos", 1), "rows"] == 2 and metrics.loc[("zeos", 1), "wape"] == 0.0
+    assert metrics.loc[("zeos", 2), "rows"] == 2
+    assert metrics.loc[("zeos", 2), "bias"] == pytest.approx(-6 / 16)
+    assert metrics.loc[("zeos", 2), "coverage_q90"] == pytest.approx(0.5)  # N: 6 above q90 0
+    assert metrics.loc[("naive", 2), "bias"] == pytest.approx(-6 / 16)  # N had no history
 
 
 def test_nothing_to_score_summarizes_to_an_empty_table():

@@ -21,6 +21,10 @@ because their sales understate demand):
   [P(y < f), P(y <= f)] (0 when inside; for continuous sales both ends meet and it is simply
   |coverage - q|). Interval coverage: the share of actuals inside the outermost quantiles.
 
+Every fully stocked SKU of the week is scored for every origin that covered it: a SKU that an
+origin did not forecast (not active then, or new since) counts as a forecast of zero, which is
+what a planner orders for it, and so does a baseline without history for the SKU.
+
 Baselines, computed from the same sales history as of each origin (units sold, rows that exist):
 - `naive`: the last week's units up to the origin.
 - `seasonal_naive`: the units of the week 52 weeks before the target, else `moving_average`.
@@ -184,7 +188,12 @@ def score_week(
     """
     keys = list(KEY_COLUMNS)
     scored = actuals.loc[actuals["availability"] >= 1.0, [*keys, "units_sold"]]
-    rows = forecasts.merge(scored.rename(columns={"units_sold": "actual"}), on=keys)
+    scored = scored.rename(columns={"units_sold": "actual"}).reset_index(drop=True)
+    rows = forecasts.merge(scored.assign(_scored=np.arange(len(scored))), on=keys)
+    missing = _not_forecast(forecasts, rows, scored, quantile_columns)
+    rows = rows.drop(columns="_scored")
+    if missing is not None:
+        rows = pd.concat([rows, missing], ignore_index=True)
     if rows.empty:
         return pd.DataFrame(columns=GROUP)
     rows["recent_stockout"] = _recent_stockouts(history, rows)
@@ -192,15 +201,51 @@ def score_week(
     for origin, group in rows.groupby("forecast_week", sort=True):
         base = baseline_forecasts(history, origin, group[[*keys, "week"]], quantile_columns)
         for name in BASELINES:
-            point = group.assign(model=name, forecast=base[name].to_numpy())
+            # A SKU without history before the origin has no baseline: a planner reads zero.
+            point = group.assign(
+                model=name, forecast=base[name].astype("float64").fillna(0.0).to_numpy()
+            )
             if name == QUANTILE_BASELINE:  # its empirical quantiles, ours' baseline
-                quantiles = {c: base[f"{name}_{c}"].to_numpy() for c in quantile_columns}
+                quantiles = {
+                    c: base[f"{name}_{c}"].astype("float64").fillna(0.0).to_numpy()
+                    for c in quantile_columns
+                }
                 point = point.assign(**quantiles)
                 parts.append(_components(point, quantile_columns))
             else:
                 parts.append(_components(point.drop(columns=quantile_columns), []))
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values(GROUP, ignore_index=True)
+
+
+def _not_forecast(
+    forecasts: pd.DataFrame,
+    rows: pd.DataFrame,
+    scored: pd.DataFrame,
+    quantile_columns: list[str],
+) -> pd.DataFrame | None:
+    """Zero forecasts for the SKUs that sold but that an origin covering the week left out.
+
+    A SKU without a forecast is a forecast of zero to a planner (nothing is ordered for it), so
+    every origin is scored on every fully stocked SKU of the week: one that was not active at
+    the origin (or had not sold yet) counts with forecast and quantiles 0. None: none missing.
+    """
+    missing = []
+    positions = rows.groupby("forecast_week", sort=True)["_scored"]
+    matched = {origin: group.to_numpy() for origin, group in positions}
+    covering = forecasts[["forecast_week", "horizon", "week"]].drop_duplicates("forecast_week")
+    for origin, horizon, week in covering.itertuples(index=False):
+        seen = np.zeros(len(scored), dtype=bool)
+        seen[matched.get(origin, np.empty(0, dtype=int))] = True
+        if seen.all():
+            continue
+        zeros = dict.fromkeys([POINT, *quantile_columns], 0.0)
+        missing.append(
+            scored.loc[~seen].assign(forecast_week=origin, horizon=horizon, week=week, **zeros)
+        )
+    if not missing:
+        return None
+    return pd.concat(missing, ignore_index=True)
 
 
 def _recent_stockouts(history: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
