@@ -362,7 +362,7 @@ def _bench_scale(args: argparse.Namespace) -> int:
         seed=args.seed,
         skip_baseline=args.skip_baseline,
         reuse_backlog=args.reuse_backlog,
-        engine=args.engine,
+        compute=_compute_config(args),
         n_estimators=args.n_estimators,
         threads=args.threads,
     )
@@ -389,7 +389,7 @@ def _bench_backfill(args: argparse.Namespace) -> int:
         burst=args.burst,
         data=args.data,
         seed=args.seed,
-        engine=args.engine,
+        compute=_compute_config(args),
         n_estimators=args.n_estimators,
         threads=args.threads,
     )
@@ -654,9 +654,7 @@ def _parser() -> argparse.ArgumentParser:
         help="generate (or find) the data, then stop: to prepare a large size ahead of the runs "
         "(default: off)",
     )
-    scale.add_argument(
-        "--engine", help="passed to `forecast --engine` (default: the forecast's own default)"
-    )
+    _engine_options(scale)  # passed to our `forecast` run as they are
     scale.add_argument("--n-estimators", type=int, default=100, help="trees")
     scale.add_argument("--threads", type=int, default=2, help="threads per side")
     scale.set_defaults(command=_bench_scale)
@@ -737,6 +735,11 @@ def _model_options(command: argparse.ArgumentParser) -> None:
             options["type"] = hints[name]
             options["choices"] = SETTING_CHOICES.get(name)
         command.add_argument("--" + name.replace("_", "-"), **options)
+    _engine_options(command)
+
+
+def _engine_options(command: argparse.ArgumentParser) -> None:
+    """The `compute` resource's options (`_compute_config` reads them back)."""
     command.add_argument(
         "--engine",
         choices=ENGINES,

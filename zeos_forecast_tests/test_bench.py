@@ -68,9 +68,15 @@ def test_bench_scale_prints_both_sides_with_finite_accuracy_and_then_reuses_its_
     assert "Generating" not in again
     assert (data / "data.json").stat().st_mtime_ns == marker
 
-    ours_only = bench("--data", str(data), "--skip-baseline", "--reuse-backlog").stdout
+    engine = ("--engine", "sharded", "--workers", "1")  # `auto` runs 200 SKUs in memory
+    ours_only = bench("--data", str(data), "--skip-baseline", "--reuse-backlog", *engine).stdout
 
     assert "reused: sales_history of an earlier run" in table_row(ours_only, "ours: backlog ingest")
+    assert "engine sharded, workers 1" in ours_only
+    rerun = json.loads((data / "results.json").read_text())
+    assert rerun["options"]["compute"] == {"engine": "sharded", "workers": 1}
+    metadata = json.loads((data / "runs" / "ours_weekly.json").read_text())
+    assert metadata["demand_features"]["engine"] == "sharded"
     assert " s " in table_row(ours_only, "ours: weekly run")
     weekly_log = (data / "runs" / "ours_weekly.log").read_text()
     origin = results["data"]["origin"]

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,9 @@ class ScaleOptions:
         reuse_backlog: Keep the lake's `sales_history` and the Dagster instance of an earlier
             run on the same data when they hold every week before the origin: the backlog is
             neither ingested nor measured again; the weekly run validates its own week as ever.
-        engine: Passed to `zeos-forecast forecast --engine` when given.
+        compute: Engine options of our run (`engine`, `max_memory_gb`, `dask_address`,
+            `workers`: the `compute` resource's config), passed to `zeos-forecast forecast` as
+            `--engine`, `--max-memory-gb`, ... (none: the forecast's own defaults).
         n_estimators, threads: Trees per model and threads, for both sides.
     """
 
@@ -89,7 +91,7 @@ class ScaleOptions:
     seed: int = 0
     skip_baseline: bool = False
     reuse_backlog: bool = False
-    engine: str | None = None
+    compute: dict[str, Any] = field(default_factory=dict)
     n_estimators: int = 100
     threads: int = 2
 
@@ -149,7 +151,7 @@ def run_scale(options: ScaleOptions, report: Report = print) -> dict[str, Any]:
             "weeks": options.weeks,
             "horizon": options.horizon,
             "seed": options.seed,
-            "engine": options.engine,
+            "compute": dict(options.compute),
             "n_estimators": options.n_estimators,
             "threads": options.threads,
         },
@@ -215,7 +217,7 @@ def _run_ours(
         *cli, "forecast", *lake, "--week", data.origin.isoformat(),
         "--horizon", str(options.horizon), "--history-weeks", str(options.weeks),
         "--n-estimators", str(options.n_estimators), "--threads", str(options.threads),
-        *(["--engine", options.engine] if options.engine else []),
+        *_compute_options(options.compute),
     ]  # fmt: skip
     results: list[dict[str, Any]] = []
     if reuse_backlog:
@@ -245,6 +247,15 @@ def _run_ours(
             }
         )
     return results[0], results[1]
+
+
+def _compute_options(compute: dict[str, Any]) -> list[str]:
+    """`--engine sharded --workers 1 ...`: the options of `forecast` for the compute config."""
+    return [
+        word
+        for name, value in compute.items()
+        for word in ("--" + name.replace("_", "-"), str(value))
+    ]
 
 
 def _backlog_done(data: BenchData) -> bool:
@@ -365,7 +376,7 @@ def format_results(results: dict[str, Any]) -> str:
         "",
         f"bench scale: {o['skus']:,} SKUs x {o['weeks']} weeks of history, horizon "
         f"{o['horizon']}, origin {d['origin']}; trees {o['n_estimators']}, threads "
-        f"{o['threads']}, engine {o['engine'] or 'default'}",
+        f"{o['threads']}, {_compute_text(o)}",
         f"data: {d['folder']} ({'reused' if d['reused'] else 'generated'}; "
         f"{d['history_rows']:,} history rows)",
         "",
@@ -409,6 +420,15 @@ def format_results(results: dict[str, Any]) -> str:
                 )
             )
     return "\n".join(lines)
+
+
+def _compute_text(options: dict[str, Any]) -> str:
+    """`engine sharded, workers 1` (results written before `compute` name their `engine` only)."""
+    compute = options.get("compute", {"engine": options.get("engine")})
+    given = {k: v for k, v in compute.items() if v is not None}
+    if "engine" not in given:
+        given = {"engine": "default", **given}
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in given.items())
 
 
 def _bytes(value: int) -> str:
