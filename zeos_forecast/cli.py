@@ -389,7 +389,7 @@ def _bench_backfill(args: argparse.Namespace) -> int:
         burst=args.burst,
         data=args.data,
         seed=args.seed,
-        compute=_compute_config(args),
+        engine=args.engine,
         n_estimators=args.n_estimators,
         threads=args.threads,
     )
