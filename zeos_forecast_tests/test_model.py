@@ -678,3 +678,60 @@ def test_fit_threads_0_trains_on_every_core():
 def test_a_negative_thread_count_is_refused(field):
     with pytest.raises(ValueError, match="fit_threads must be >= 0"):
         ForecastSettings(**{field: -1})
+
+
+def promotion_panel(seed: int = 3) -> pd.DataFrame:
+    """60 SKUs selling about 10 a week, three times that in the quarter of weeks on promotion."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for sku in range(60):
+        for week in range(80, -1, -1):
+            on_promotion = rng.random() < 0.25
+            rows.append(
+                sales_row(
+                    f"A{sku:02d}", "M1", week,
+                    units_sold=float(rng.poisson(30.0 if on_promotion else 10.0)),
+                    price=7.0 if on_promotion else 10.0, list_price=10.0,
+                    promo=float(on_promotion),
+                )
+            )  # fmt: skip
+    return build_demand_features(history_of(rows), ORIGIN, 80, 13)
+
+
+@pytest.fixture(scope="module")
+def promotions() -> pd.DataFrame:
+    return promotion_panel()
+
+
+def test_without_plans_the_promotion_inputs_are_left_out_and_the_forecast_counts_promotions(
+    promotions,
+):
+    """Promotions will come in a quarter of the weeks: the mean week sells 0.75·10 + 0.25·30."""
+    settings = replace(SETTINGS, horizon=4, calibration_weeks=0, point_objective="l2")
+
+    dropped = train_and_score(promotions, ORIGIN, settings)
+    usual = train_and_score(promotions, ORIGIN, replace(settings, unplanned_inputs="usual"))
+
+    assert dropped.left_out == ["price", "list_price", "promo", "discount"]
+    assert usual.left_out == []
+    assert dropped.table[POINT].mean() == pytest.approx(15.0, rel=0.15)
+    assert usual.table[POINT].mean() == pytest.approx(10.0, rel=0.15)  # weeks without promotion
+
+
+def test_inputs_planned_for_most_of_the_horizon_are_kept(promotions):
+    skus = promotions.drop_duplicates("sku")["article_id"]
+    plans = pd.DataFrame(
+        [
+            {"article_id": a, "merchant_id": "M1", "week": monday(-h), "price": 7.0, "promo": 1.0}
+            for a in skus
+            for h in (1, 2, 3)
+        ]
+    )  # three of the four weeks: planned; list_price has no plan
+    settings = replace(SETTINGS, horizon=4, calibration_weeks=0, point_objective="l2")
+
+    result = train_and_score(promotions, ORIGIN, settings, plans=plans)
+
+    assert result.left_out == ["list_price", "discount"]  # a discount needs both prices
+    assert result.planned_share["promo"] == pytest.approx(0.75)
+    by_week = result.table.groupby("horizon")[POINT].mean()
+    assert by_week.loc[1] > 1.8 * by_week.loc[4]  # a planned promotion week, then a week without

@@ -45,6 +45,7 @@ from .model import (
     fit_models,
     future_inputs,
     make_forecaster,
+    modelled_inputs,
     score,
     training_sample,
 )
@@ -269,6 +270,9 @@ def train_and_score_sharded(
             f"{settings.returning_weeks} weeks after the origin's week a year earlier."
         )
     settings = settings.resolved(stats.zero_share)
+    dynamic, left_out = modelled_inputs(
+        dynamic, plans, origin_ts, settings.horizon, stats.active_skus, settings
+    )
     sku_stride, share, calibration_stride = sampling_plan(stats, source.rows, settings.train_rows)
     plan = _Plan(
         settings=settings,
@@ -379,6 +383,7 @@ def train_and_score_sharded(
         zero_share=stats.zero_share,
         target_transform=settings.target_transform,
         point_objective=settings.point_objective,
+        left_out=left_out,
         rows=totals["rows"],
         forecast_sum=totals["sum"],
     )

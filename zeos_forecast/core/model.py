@@ -41,6 +41,7 @@ __all__ = [
     "FutureInputs",
     "future_inputs",
     "level_column",
+    "modelled_inputs",
     "train_and_score",
     "week_of_year",
 ]
@@ -88,6 +89,7 @@ class ForecastResult:
     zero_share: float = 0.0
     target_transform: str = ""
     point_objective: str = ""
+    left_out: list[str] = field(default_factory=list)
     rows: int = 0
     forecast_sum: float = 0.0
 
@@ -140,6 +142,9 @@ def train_and_score(
     fits = 2 if settings.calibration_weeks else 1
     per_fit = settings.trees_per_fit
     trees = Progress("fitting LightGBM", per_fit * fits, "trees", report)
+    dynamic, left_out = modelled_inputs(
+        dynamic, plans, origin_ts, settings.horizon, len(active_ids), settings
+    )
     future = future_inputs(features, origin, settings.horizon, dynamic, plans)
     offsets = None
     if settings.calibration_weeks:
@@ -176,7 +181,40 @@ def train_and_score(
         zero_share=zero_share,
         target_transform=settings.target_transform,
         point_objective=settings.point_objective,
+        left_out=left_out,
     )
+
+
+def modelled_inputs(
+    dynamic: list[str],
+    plans: pd.DataFrame | None,
+    origin: pd.Timestamp,
+    horizon: int,
+    active_skus: int,
+    settings: ForecastSettings,
+) -> tuple[list[str], list[str]]:
+    """The price and promotion inputs the models use, and those left out as unplanned.
+
+    With `unplanned_inputs: drop`, an input counts as planned when the plans hold a value for
+    it in at least half of the horizon's SKU-weeks (`active_skus × horizon`; plan rows of the
+    horizon's weeks with a value); the others are left out, so that the models forecast the
+    average week rather than a week at the usual value (no promotion) when promotions will
+    come anyway. `discount` follows the prices: it stays when `price` and the regular price it
+    is computed from are planned. Both engines decide with this function, from the plans alone.
+    """
+    if settings.unplanned_inputs == "usual" or not dynamic:
+        return list(dynamic), []
+    planned = set()
+    if plans is not None and len(plans):
+        weeks = pd.to_datetime(plans["week"])
+        ahead = plans.loc[(weeks > origin) & (weeks <= origin + pd.Timedelta(weeks=horizon))]
+        slots = max(active_skus * horizon, 1)
+        planned = {
+            c for c in dynamic if c in ahead.columns and ahead[c].notna().sum() >= 0.5 * slots
+        }
+    if {"price", regular_price_column(dynamic)} <= planned and "discount" in dynamic:
+        planned.add("discount")
+    return [c for c in dynamic if c in planned], [c for c in dynamic if c not in planned]
 
 
 @dataclass

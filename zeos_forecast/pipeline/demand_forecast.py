@@ -92,7 +92,10 @@ def demand_forecast(
             f"({result.zero_share:.0%} of observed weeks without demand)",
             "calibration": dg.MetadataValue.md(_calibration_note(result, settings)),
             "plan_weeks": f"{len(written.plan_weeks)} of {settings.horizon}",
-            "future_inputs": dg.MetadataValue.md(_future_inputs_note(result.planned_share)),
+            "future_inputs": dg.MetadataValue.md(
+                _future_inputs_note(result.planned_share, result.left_out)
+            ),
+            "inputs_left_out": ", ".join(result.left_out) or "none",
             **timings(written.seconds),
             "peak_memory_mb": peak_memory_mb(),
             "lgbm_params": dg.MetadataValue.json(result.lgbm_params),
@@ -109,13 +112,14 @@ def demand_forecast(
     )
 
 
-def _future_inputs_note(planned_share: dict[str, float]) -> str:
-    if not planned_share:
+def _future_inputs_note(planned_share: dict[str, float], left_out: list[str]) -> str:
+    if not planned_share and not left_out:
         return "No dynamic inputs: the model uses demand history and calendar features only."
     lines = ["| input | from plans | usual value |", "|---|---|---|"]
     lines += [
         f"| {column} | {share:.1%} | {1 - share:.1%} |" for column, share in planned_share.items()
     ]
+    lines += [f"| {column} | left out: not planned | |" for column in left_out]
     return "\n".join(lines)
 
 
