@@ -157,8 +157,8 @@ def test_both_engines_take_the_same_plans_for_the_calibration_weeks_and_the_hori
     )
 
     assert result.planned_share["price"] == memory.planned_share["price"] == 1.0
-    # Only the price is planned: the inputs without a plan are left out by both.
-    assert result.left_out == memory.left_out == ["list_price", "promo", "discount"]
+    # Only the price is planned (the list price needs no plan): the promotion flag is left out.
+    assert result.left_out == memory.left_out == ["promo"]
     pd.testing.assert_frame_equal(result.calibration, memory.calibration, rtol=1e-5)
     table = pd.concat(written, ignore_index=True)
     pd.testing.assert_frame_equal(

@@ -712,7 +712,7 @@ def test_without_plans_the_promotion_inputs_are_left_out_and_the_forecast_counts
     dropped = train_and_score(promotions, ORIGIN, settings)
     usual = train_and_score(promotions, ORIGIN, replace(settings, unplanned_inputs="usual"))
 
-    assert dropped.left_out == ["price", "list_price", "promo", "discount"]
+    assert dropped.left_out == ["price", "promo", "discount"]  # the regular price stays
     assert usual.left_out == []
     assert dropped.table[POINT].mean() == pytest.approx(15.0, rel=0.15)
     assert usual.table[POINT].mean() == pytest.approx(10.0, rel=0.15)  # weeks without promotion
@@ -726,12 +726,12 @@ def test_inputs_planned_for_most_of_the_horizon_are_kept(promotions):
             for a in skus
             for h in (1, 2, 3)
         ]
-    )  # three of the four weeks: planned; list_price has no plan
+    )  # three of the four weeks: planned; the list price needs none
     settings = replace(SETTINGS, horizon=4, calibration_weeks=0, point_objective="l2")
 
     result = train_and_score(promotions, ORIGIN, settings, plans=plans)
 
-    assert result.left_out == ["list_price", "discount"]  # a discount needs both prices
+    assert result.left_out == []
     assert result.planned_share["promo"] == pytest.approx(0.75)
     by_week = result.table.groupby("horizon")[POINT].mean()
     assert by_week.loc[1] > 1.8 * by_week.loc[4]  # a planned promotion week, then a week without

@@ -199,20 +199,23 @@ def modelled_inputs(
     it in at least half of the horizon's SKU-weeks (`active_skus × horizon`; plan rows of the
     horizon's weeks with a value); the others are left out, so that the models forecast the
     average week rather than a week at the usual value (no promotion) when promotions will
-    come anyway. `discount` follows the prices: it stays when `price` and the regular price it
-    is computed from are planned. Both engines decide with this function, from the plans alone.
+    come anyway. The regular price (`list_price`, else `reference_price`) always stays: it
+    changes seldom, and its usual value is what it will be. `discount` follows the prices: it
+    stays when `price` is planned. Both engines decide with this function, from the plans alone.
     """
     if settings.unplanned_inputs == "usual" or not dynamic:
         return list(dynamic), []
-    planned = set()
+    # The regular price changes seldom: its usual value is what it will be.
+    regular = regular_price_column(dynamic)
+    planned = {regular} & set(dynamic)
     if plans is not None and len(plans):
         weeks = pd.to_datetime(plans["week"])
         ahead = plans.loc[(weeks > origin) & (weeks <= origin + pd.Timedelta(weeks=horizon))]
         slots = max(active_skus * horizon, 1)
-        planned = {
+        planned |= {
             c for c in dynamic if c in ahead.columns and ahead[c].notna().sum() >= 0.5 * slots
         }
-    if {"price", regular_price_column(dynamic)} <= planned and "discount" in dynamic:
+    if "price" in planned and "discount" in dynamic:
         planned.add("discount")
     return [c for c in dynamic if c in planned], [c for c in dynamic if c not in planned]
 
