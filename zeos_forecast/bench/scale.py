@@ -423,9 +423,8 @@ def format_results(results: dict[str, Any]) -> str:
 
 
 def _compute_text(options: dict[str, Any]) -> str:
-    """`engine sharded, workers 1` (results written before `compute` name their `engine` only)."""
-    compute = options.get("compute", {"engine": options.get("engine")})
-    given = {k: v for k, v in compute.items() if v is not None}
+    """`engine sharded, workers 1`: the engine options given (`engine default` when none)."""
+    given = {k: v for k, v in options["compute"].items() if v is not None}
     if "engine" not in given:
         given = {"engine": "default", **given}
     return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in given.items())

@@ -35,6 +35,7 @@ from .compute import EngineSettings, SerialExecutor, ShardedInput, WindowStats
 from .contract import KEY_COLUMNS
 from .features import dynamic_columns, static_columns
 from .model import (
+    PLANNED_SHARE,
     POINT,
     TOP_FEATURES,
     ForecastResult,
@@ -314,7 +315,7 @@ def train_and_score_sharded(
         sample_ids = np.sort(sample.loc[sample["active"], "sku"].unique())
         if len(sample_ids):
             future = future_inputs(sample, origin, settings.horizon, dynamic, plans)
-            planned = [c for c, s in future.planned_share.items() if s >= 0.5]
+            planned = [c for c, s in future.planned_share.items() if s >= PLANNED_SHARE]
             offsets = _calibration_offsets(
                 sample, origin_ts, sample_ids, dynamic, static, settings, trees, planned
             )

@@ -71,6 +71,9 @@ FREQ = "W-MON"
 # The point's calibration factor stays within these bounds (`point_factor`).
 POINT_FACTOR_BOUNDS = (0.5, 2.0)
 TOP_FEATURES = 10
+# An input counts as planned when plans hold its value for at least this share of the horizon's
+# SKU-weeks: the calibration then takes its realised values, and `modelled_inputs` keeps it.
+PLANNED_SHARE = 0.5
 
 
 @dataclass
@@ -149,8 +152,7 @@ def train_and_score(
     offsets = None
     if settings.calibration_weeks:
         started = time.perf_counter()
-        # An input counts as planned when plans cover most of the horizon's SKU-weeks.
-        planned = [c for c, share in future.planned_share.items() if share >= 0.5]
+        planned = [c for c, share in future.planned_share.items() if share >= PLANNED_SHARE]
         offsets = _calibration_offsets(
             features, origin_ts, active_ids, dynamic, static, settings, trees, planned
         )
@@ -211,10 +213,8 @@ def modelled_inputs(
     if plans is not None and len(plans):
         weeks = pd.to_datetime(plans["week"])
         ahead = plans.loc[(weeks > origin) & (weeks <= origin + pd.Timedelta(weeks=horizon))]
-        slots = max(active_skus * horizon, 1)
-        planned |= {
-            c for c in dynamic if c in ahead.columns and ahead[c].notna().sum() >= 0.5 * slots
-        }
+        enough = PLANNED_SHARE * max(active_skus * horizon, 1)
+        planned |= {c for c in dynamic if c in ahead.columns and ahead[c].notna().sum() >= enough}
     if "price" in planned and "discount" in dynamic:
         planned.add("discount")
     return [c for c in dynamic if c in planned], [c for c in dynamic if c not in planned]
