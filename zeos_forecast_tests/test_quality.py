@@ -485,3 +485,58 @@ def test_coverage_counts_skus_as_sets_of_their_horizons(rows, active, dtype):
     assert result.metadata["extra_skus"] == len(set(steps) - wanted)
     assert result.metadata["incomplete_skus"] == len((wanted & set(steps)) - complete)
     assert result.passed is (wanted == complete == set(steps))
+
+
+# Keys of different lengths, some a prefix of another: the sorted-key path pads them to one width.
+sorted_keys_of_a_week = st.lists(
+    st.tuples(
+        st.sampled_from(["A", "A1", "A10", "A2", "B", "a", "é"]),
+        st.sampled_from(["M", "M1", "M10", "1"]),
+    ),
+    max_size=15,
+).map(lambda keys: sorted(set(keys)))
+arrow_dtypes = st.sampled_from([pd.ArrowDtype(pa.string()), pd.StringDtype("pyarrow")])
+
+
+@settings(max_examples=100, deadline=None)
+@given(this_week=sorted_keys_of_a_week, last_week=sorted_keys_of_a_week, dtype=arrow_dtypes)
+def test_weeks_sorted_by_sku_as_the_lake_holds_them_are_compared_without_hashing_alike(
+    this_week, last_week, dtype
+):
+    now, before = week_of(this_week, dtype), week_of(last_week, dtype)
+    assert this_week == [] or quality._sorted_keys(now) is not None  # the path under test
+
+    unique = quality.sales_unique_skus(now)
+    retained = quality.sales_skus_retained(now, before, min_share=0.8)
+
+    assert unique.passed and unique.metadata["skus"] == len(this_week)
+    if last_week:
+        dropped = [key for key in last_week if key not in set(this_week)]
+        assert retained.metadata["skus_this_week"] == len(this_week)
+        assert retained.metadata["skus_dropped"] == len(dropped)
+        assert retained.metadata["skus_new"] == len(set(this_week) - set(last_week))
+        sample = list(retained.sample.itertuples(index=False, name=None))
+        assert sample == dropped[: quality.SAMPLE_ROWS]
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [("A\x1fB", "C"), ("A", "B\x1fC")],  # the separator inside a key: two SKUs that join alike
+        [("A", "M"), ("A\x00", "M")],  # a NUL, which numpy's bytes would drop at the end
+        [("B", "M"), ("A", "M")],  # not in the lake's order
+    ],
+)
+def test_keys_the_sorted_path_cannot_vouch_for_are_hashed(keys):
+    week = week_of(keys, pd.ArrowDtype(pa.string()))
+    assert quality._sorted_keys(week) is None
+    assert quality.sales_unique_skus(week).metadata["skus"] == 2
+    assert quality.sales_skus_retained(week, week.head(1)).metadata["skus_retained"] == 1
+
+
+def test_a_sorted_week_with_a_repeated_sku_is_hashed_and_fails():
+    week = week_of([("A", "M"), ("A", "M"), ("B", "M")], pd.ArrowDtype(pa.string()))
+    assert quality._sorted_keys(week) is None
+    result = quality.sales_unique_skus(week)
+    assert not result.passed
+    assert result.metadata["duplicate_rows"] == 2

@@ -63,6 +63,8 @@ SAMPLE_ROWS = 5
 SALES_TEXT_COLUMNS = KEY_COLUMNS
 SALES_FLOAT_COLUMNS = ("units_sold", "price", "list_price", "availability", "demand")
 SALES_BOOL_COLUMNS = ("censored",)
+# Joins a SKU's two keys into one for the sorted-key path of the SKU rules (`_sorted_keys`).
+KEY_SEPARATOR_BYTE = 0x1F
 _QUANTILE = re.compile(r"^q(\d+(?:\.\d+)?)$")
 
 
@@ -131,8 +133,11 @@ def sales_schema(frame: pd.DataFrame) -> QualityResult:
 
 def sales_unique_skus(frame: pd.DataFrame) -> QualityResult:
     """Each SKU `(article_id, merchant_id)` appears once in the week."""
-    (ids,), skus = _sku_ids(frame)
-    duplicated = np.bincount(ids, minlength=skus)[ids] > 1
+    if _sorted_keys(frame) is not None:  # strictly increasing keys: each appears once
+        duplicated, skus = np.zeros(len(frame), dtype=bool), len(frame)
+    else:
+        (ids,), skus = _sku_ids(frame)
+        duplicated = np.bincount(ids, minlength=skus)[ids] > 1
     count = int(duplicated.sum())
     return QualityResult(
         passed=count == 0,
@@ -293,18 +298,28 @@ def sales_skus_retained(
             description="No previous week to compare the SKUs with.",
             metadata={"skus_this_week": len(frame)},
         )
-    (last_week, this_week), skus = _sku_ids(previous, frame)
-    in_before = np.zeros(skus, dtype=bool)
-    in_before[last_week] = True
-    in_now = np.zeros(skus, dtype=bool)
-    in_now[this_week] = True
-    # Last week's SKUs are numbered 0, 1, ... in the order they appear: its first rows.
-    before = int(in_before.sum())
-    first_rows = np.flatnonzero(last_week > np.maximum.accumulate(np.r_[-1, last_week[:-1]]))
-    retained = in_now[:before]
+    before_keys, now_keys = _sorted_keys(previous), _sorted_keys(frame)
+    if before_keys is not None and now_keys is not None:
+        # Both weeks as the lake holds them, sorted by SKU: a binary search instead of hashing.
+        retained = _found_in(now_keys, before_keys)
+        before, now = len(before_keys), len(now_keys)
+        new = now - int(retained.sum())  # both weeks' keys are distinct
+        first_rows = np.arange(before)
+    else:
+        (last_week, this_week), skus = _sku_ids(previous, frame)
+        in_before = np.zeros(skus, dtype=bool)
+        in_before[last_week] = True
+        in_now = np.zeros(skus, dtype=bool)
+        in_now[this_week] = True
+        # Last week's SKUs are numbered 0, 1, ... in the order they appear: its first rows.
+        before, now = int(in_before.sum()), int(in_now.sum())
+        new = int((in_now & ~in_before).sum())
+        first_rows = np.flatnonzero(last_week > np.maximum.accumulate(np.r_[-1, last_week[:-1]]))
+        retained = in_now[:before]
     share = float(retained.mean())
     passed = share >= min_share
-    dropped = previous.iloc[first_rows[~retained]][list(KEY_COLUMNS)].astype(str)
+    dropped_rows = first_rows[~retained][:SAMPLE_ROWS]
+    dropped = previous.iloc[dropped_rows][list(KEY_COLUMNS)].astype(str)
     return QualityResult(
         passed=passed,
         severity=Severity.WARN,
@@ -314,14 +329,14 @@ def sales_skus_retained(
         ),
         metadata={
             "skus_previous_week": before,
-            "skus_this_week": int(in_now.sum()),
+            "skus_this_week": now,
             "skus_retained": int(retained.sum()),
             "skus_dropped": int((~retained).sum()),
-            "skus_new": int((in_now & ~in_before).sum()),
+            "skus_new": new,
             "share": round(share, 4),
             "min_share": min_share,
         },
-        sample=dropped.head(SAMPLE_ROWS).reset_index(drop=True),
+        sample=dropped.reset_index(drop=True),
     )
 
 
@@ -577,6 +592,83 @@ def _sku_ids(*frames: pd.DataFrame) -> tuple[list[np.ndarray], int]:
         for i, (f, s) in enumerate(zip(frames, starts, strict=True))
     ]
     return ids, len(skus)
+
+
+def _sorted_keys(frame: pd.DataFrame) -> np.ndarray | None:
+    """The frame's SKU keys as fixed-width bytes, if they are Arrow text strictly increasing.
+
+    `sales_history` partitions are written sorted by SKU, and the checks read their keys as
+    Arrow strings: for those, a sortedness test in Arrow and a binary search replace hashing
+    (on a week of 4.5M SKUs, `skus_unique` took 3.3 s and `skus_retained` 4.1 s by hashing).
+    Each key is `article_id`, a unit separator (0x1F), `merchant_id`; numpy compares the bytes
+    as Arrow does, so the order tested is the order searched. None (hash instead): another dtype,
+    a missing key, a key holding a NUL (numpy ignores trailing NULs) or the separator (two keys
+    could join alike), or keys that are not strictly increasing (a repeat, or another order).
+    """
+    if len(frame) == 0:
+        return None
+    parts = []
+    for column in KEY_COLUMNS:
+        values = frame[column]
+        if getattr(values.dtype, "storage", None) not in ("pyarrow", "pyarrow_numpy"):
+            return None
+        array = pa.array(values.array)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
+            return None
+        if array.null_count or _holds_byte(array, (0, KEY_SEPARATOR_BYTE)):
+            return None
+        parts.append(array)
+    kind = pa.large_string() if any(p.type == pa.large_string() for p in parts) else pa.string()
+    parts = [p.cast(kind) for p in parts]  # one string type for the join (a no-op as a rule)
+    separator = pa.scalar(chr(KEY_SEPARATOR_BYTE), kind)
+    joined = pc.binary_join_element_wise(*parts, separator)
+    if len(joined) > 1 and not pc.all(pc.less(joined[:-1], joined[1:])).as_py():
+        return None
+    return _fixed_width(joined)
+
+
+def _holds_byte(array: pa.Array, values: tuple[int, ...]) -> bool:
+    """Whether any string of `array` holds one of the byte `values` (its data buffer, whole)."""
+    data = array.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    return any(bool((raw == value).any()) for value in values)  # (np.isin: 10x slower)
+
+
+def _fixed_width(array: pa.Array) -> np.ndarray:
+    """Strings (without NUL bytes) as a numpy bytes array of their longest length, NUL-padded."""
+    kind = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=kind)[
+        array.offset : array.offset + len(array) + 1
+    ]
+    offsets = offsets.astype(np.int64)
+    lengths = np.diff(offsets)
+    width = max(int(lengths.max()), 1)
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    out = np.zeros(len(array) * width, dtype=np.uint8)
+    if (lengths == width).all():
+        out[:] = data
+    else:
+        # Byte j of string i goes to i * width + (j - its offset).
+        target = np.repeat(
+            np.arange(len(array), dtype=np.int64) * width - (offsets[:-1] - offsets[0]), lengths
+        )
+        out[target + np.arange(len(data), dtype=np.int64)] = data
+    return out.view(f"S{width}")
+
+
+def _found_in(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per key of `keys`: whether `sorted_keys` (strictly increasing) holds it."""
+    # One width for both: a search would cut longer keys to the sorted array's width.
+    width = max(sorted_keys.dtype.itemsize, keys.dtype.itemsize)
+    sorted_keys, keys = sorted_keys.astype(f"S{width}"), keys.astype(f"S{width}")
+    at = np.searchsorted(sorted_keys, keys)
+    found = at < len(sorted_keys)
+    found[found] = sorted_keys[at[found]] == keys[found]
+    return found
 
 
 def _run_starts(frame: pd.DataFrame) -> np.ndarray:
