@@ -504,7 +504,7 @@ def test_weeks_sorted_by_sku_as_the_lake_holds_them_are_compared_without_hashing
     this_week, last_week, dtype
 ):
     now, before = week_of(this_week, dtype), week_of(last_week, dtype)
-    assert this_week == [] or quality._sorted_keys(now) is not None  # the path under test
+    assert this_week == [] or quality.sorted_skus(now).keys is not None  # the path under test
 
     unique = quality.sales_unique_skus(now)
     retained = quality.sales_skus_retained(now, before, min_share=0.8)
@@ -529,14 +529,14 @@ def test_weeks_sorted_by_sku_as_the_lake_holds_them_are_compared_without_hashing
 )
 def test_keys_the_sorted_path_cannot_vouch_for_are_hashed(keys):
     week = week_of(keys, pd.ArrowDtype(pa.string()))
-    assert quality._sorted_keys(week) is None
+    assert quality.sorted_skus(week).keys is None
     assert quality.sales_unique_skus(week).metadata["skus"] == 2
     assert quality.sales_skus_retained(week, week.head(1)).metadata["skus_retained"] == 1
 
 
 def test_a_sorted_week_with_a_repeated_sku_is_hashed_and_fails():
     week = week_of([("A", "M"), ("A", "M"), ("B", "M")], pd.ArrowDtype(pa.string()))
-    assert quality._sorted_keys(week) is None
+    assert quality.sorted_skus(week).keys is None
     result = quality.sales_unique_skus(week)
     assert not result.passed
     assert result.metadata["duplicate_rows"] == 2

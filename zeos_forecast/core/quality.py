@@ -31,6 +31,7 @@ __all__ = [
     "SAMPLE_ROWS",
     "QualityResult",
     "Severity",
+    "SortedSkus",
     "forecast_covers_active_skus",
     "forecast_quantiles_ordered",
     "forecast_values_valid",
@@ -43,6 +44,7 @@ __all__ = [
     "sales_values_valid",
     "sales_volume_stable",
     "sales_weeks_present",
+    "sorted_skus",
 ]
 
 # A week's total units may differ from the mean of the DRIFT_WEEKS weeks before it by this share
@@ -63,7 +65,7 @@ SAMPLE_ROWS = 5
 SALES_TEXT_COLUMNS = KEY_COLUMNS
 SALES_FLOAT_COLUMNS = ("units_sold", "price", "list_price", "availability", "demand")
 SALES_BOOL_COLUMNS = ("censored",)
-# Joins a SKU's two keys into one for the sorted-key path of the SKU rules (`_sorted_keys`).
+# Joins a SKU's two keys into one for the sorted-key path of the SKU rules (`sorted_skus`).
 KEY_SEPARATOR_BYTE = 0x1F
 _QUANTILE = re.compile(r"^q(\d+(?:\.\d+)?)$")
 
@@ -131,9 +133,12 @@ def sales_schema(frame: pd.DataFrame) -> QualityResult:
     )
 
 
-def sales_unique_skus(frame: pd.DataFrame) -> QualityResult:
-    """Each SKU `(article_id, merchant_id)` appears once in the week."""
-    if _sorted_keys(frame) is not None:  # strictly increasing keys: each appears once
+def sales_unique_skus(frame: pd.DataFrame, skus: SortedSkus | None = None) -> QualityResult:
+    """Each SKU `(article_id, merchant_id)` appears once in the week.
+
+    `skus`: `sorted_skus(frame)`, when the caller has it already (None: made here).
+    """
+    if (skus or sorted_skus(frame)).keys is not None:  # strictly increasing: each appears once
         duplicated, skus = np.zeros(len(frame), dtype=bool), len(frame)
     else:
         (ids,), skus = _sku_ids(frame)
@@ -282,7 +287,11 @@ def sales_volume_stable(
 
 
 def sales_skus_retained(
-    frame: pd.DataFrame, previous: pd.DataFrame | None, min_share: float = MIN_SKU_SHARE
+    frame: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    min_share: float = MIN_SKU_SHARE,
+    skus: SortedSkus | None = None,
+    previous_skus: SortedSkus | None = None,
 ) -> QualityResult:
     """At least `min_share` of the previous week's SKUs have a row again this week.
 
@@ -290,6 +299,8 @@ def sales_skus_retained(
         frame: This week's rows (the SKU key columns are enough).
         previous: The previous week's rows, or None when that week has no data.
         min_share: Smallest acceptable share (0.8 = 80 %).
+        skus, previous_skus: `sorted_skus` of `frame` and of `previous`, when the caller has
+            them already (None: made here).
     """
     if previous is None or previous.empty:
         return QualityResult(
@@ -298,7 +309,8 @@ def sales_skus_retained(
             description="No previous week to compare the SKUs with.",
             metadata={"skus_this_week": len(frame)},
         )
-    before_keys, now_keys = _sorted_keys(previous), _sorted_keys(frame)
+    before_keys = (previous_skus or sorted_skus(previous)).keys
+    now_keys = (skus or sorted_skus(frame)).keys
     if before_keys is not None and now_keys is not None:
         # Both weeks as the lake holds them, sorted by SKU: a binary search instead of hashing.
         retained = _found_in(now_keys, before_keys)
@@ -594,7 +606,17 @@ def _sku_ids(*frames: pd.DataFrame) -> tuple[list[np.ndarray], int]:
     return ids, len(skus)
 
 
-def _sorted_keys(frame: pd.DataFrame) -> np.ndarray | None:
+@dataclass(frozen=True, eq=False)
+class SortedSkus:
+    """A frame's SKU keys as fixed-width bytes in increasing order (None: the frame is not so).
+
+    Made by `sorted_skus`; a caller that checks several rules on one week makes it once.
+    """
+
+    keys: np.ndarray | None
+
+
+def sorted_skus(frame: pd.DataFrame) -> SortedSkus:
     """The frame's SKU keys as fixed-width bytes, if they are Arrow text strictly increasing.
 
     `sales_history` partitions are written sorted by SKU, and the checks read their keys as
@@ -606,27 +628,27 @@ def _sorted_keys(frame: pd.DataFrame) -> np.ndarray | None:
     could join alike), or keys that are not strictly increasing (a repeat, or another order).
     """
     if len(frame) == 0:
-        return None
+        return SortedSkus(None)
     parts = []
     for column in KEY_COLUMNS:
         values = frame[column]
         if getattr(values.dtype, "storage", None) not in ("pyarrow", "pyarrow_numpy"):
-            return None
+            return SortedSkus(None)
         array = pa.array(values.array)
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks()
         if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
-            return None
+            return SortedSkus(None)
         if array.null_count or _holds_byte(array, (0, KEY_SEPARATOR_BYTE)):
-            return None
+            return SortedSkus(None)
         parts.append(array)
     kind = pa.large_string() if any(p.type == pa.large_string() for p in parts) else pa.string()
     parts = [p.cast(kind) for p in parts]  # one string type for the join (a no-op as a rule)
     separator = pa.scalar(chr(KEY_SEPARATOR_BYTE), kind)
     joined = pc.binary_join_element_wise(*parts, separator)
     if len(joined) > 1 and not pc.all(pc.less(joined[:-1], joined[1:])).as_py():
-        return None
-    return _fixed_width(joined)
+        return SortedSkus(None)
+    return SortedSkus(_fixed_width(joined))
 
 
 def _holds_byte(array: pa.Array, values: tuple[int, ...]) -> bool:

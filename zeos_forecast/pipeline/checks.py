@@ -8,6 +8,8 @@ is blocking: in a run that also holds `published_forecast`, that asset does not 
 import datetime as dt
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
@@ -161,63 +163,77 @@ def sales_history_checks(
     selected = {key.name for key in context.selected_asset_check_keys}
     # Weekly totals for the drift rule, and the week before for the SKU share: each week read once.
     units: dict[dt.date, float] = {}
-    previous: pd.DataFrame | None = None
+    previous: Week | None = None
     for week in [weeks[0] - dt.timedelta(weeks=i) for i in range(config.drift_weeks, 0, -1)]:
         previous = _read_week(store, week, stored, units)
     progress = Progress("checking weekly sales", len(weeks), "weeks", context.log.info)
-    for week in weeks:
-        frame = _read_week(store, week, stored, units)
-        results = _sales_results(week, frame, previous, units, stored, config, selected)
-        for name, result in results.items():
-            yield dg.AssetCheckEvaluation(
-                asset_key=history_key,
-                check_name=name,
-                passed=result.passed,
-                severity=dg.AssetCheckSeverity(result.severity.value),
-                description=result.description,
-                metadata=_metadata(result),
-                blocking=False,
-                partition=week.isoformat(),
-            )
-        previous = frame
-        progress.advance()
+    # The next week is read (in Arrow, which releases the GIL) while this one is checked.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-history-read") as reader:
+        upcoming = reader.submit(_read_week, store, weeks[0], stored, units)
+        for i, week in enumerate(weeks):
+            this = upcoming.result()
+            if i + 1 < len(weeks):
+                upcoming = reader.submit(_read_week, store, weeks[i + 1], stored, units)
+            results = _sales_results(week, this, previous, units, stored, config, selected)
+            for name, result in results.items():
+                yield dg.AssetCheckEvaluation(
+                    asset_key=history_key,
+                    check_name=name,
+                    passed=result.passed,
+                    severity=dg.AssetCheckSeverity(result.severity.value),
+                    description=result.description,
+                    metadata=_metadata(result),
+                    blocking=False,
+                    partition=week.isoformat(),
+                )
+            previous = this
+            progress.advance()
     for spec in context.check_specs:
         if spec.name in selected:
             yield dg.Output(None, output_name=spec.get_python_identifier())
 
 
+@dataclass(frozen=True)
+class Week:
+    """One week's partition as the checks read it, with its SKU keys sorted once for two rules."""
+
+    frame: pd.DataFrame
+    skus: quality.SortedSkus
+
+
 def _read_week(
     store: Lake, week: dt.date, stored: set[dt.date], units: dict[dt.date, float]
-) -> pd.DataFrame | None:
+) -> Week | None:
     """The week's partition (None if absent); notes its total units for later weeks' drift."""
     if week not in stored:
         return None
     frame = store.read_partition(SALES_HISTORY, "week", week, arrow_strings=True)
     if "units_sold" in frame.columns:
         units[week] = float(frame["units_sold"].sum())
-    return frame
+    return Week(frame, quality.sorted_skus(frame))
 
 
 def _sales_results(
     week: dt.date,
-    frame: pd.DataFrame | None,
-    previous: pd.DataFrame | None,
+    this: Week | None,
+    previous: Week | None,
     units: dict[dt.date, float],
     stored: set[dt.date],
     config: SalesHistoryCheckConfig,
     selected: set[str],
 ) -> dict[str, QualityResult]:
-    if frame is None:
+    if this is None:
         missing = QualityResult(
             passed=False,
             severity=Severity.ERROR,
             description=f"sales_history has no partition for week {week}: materialize it first.",
         )
         return dict.fromkeys(selected, missing)
+    frame = this.frame
     earlier = [week - dt.timedelta(weeks=i) for i in range(1, config.drift_weeks + 1)]
     rules: dict[str, Callable[[], QualityResult]] = {
         "schema_valid": lambda: quality.sales_schema(frame),
-        "skus_unique": lambda: quality.sales_unique_skus(frame),
+        "skus_unique": lambda: quality.sales_unique_skus(frame, this.skus),
         "values_valid": lambda: quality.sales_values_valid(frame),
         "weeks_complete": lambda: quality.sales_weeks_present(stored, week, config.history_weeks),
         "volume_stable": lambda: quality.sales_volume_stable(
@@ -225,7 +241,13 @@ def _sales_results(
             {w: units[w] for w in earlier if w in units},
             config.max_volume_change,
         ),
-        "skus_retained": lambda: quality.sales_skus_retained(frame, previous, config.min_sku_share),
+        "skus_retained": lambda: quality.sales_skus_retained(
+            frame,
+            previous.frame if previous else None,
+            config.min_sku_share,
+            skus=this.skus,
+            previous_skus=previous.skus if previous else None,
+        ),
     }
     return {name: _evaluate(rule) for name, rule in rules.items() if name in selected}
 
