@@ -3,17 +3,24 @@
 A lake root is a local directory (the embedded default) or `s3://bucket/prefix`. Derived
 datasets are Hive-partitioned (`<dataset>/<key>=YYYY-MM-DD/part-0.parquet`), one file per
 partition, so that a partition is replaced in one atomic step and a re-run never duplicates rows.
-On S3 every operation is the same; only how a file is made to appear whole differs (see
+A partition built by many workers (`demand_features`) is written in parts instead, each part by
+the worker that built it, and published by a manifest written last (`PartWriter`,
+`Lake.publish_parts`); every reader here reads a partition's manifest first. On S3 every
+operation is the same; only how a file is made to appear whole differs (see
 `Lake.write_partition`). No credentials are ever part of a `Lake`'s URI, repr or messages.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import io
+import itertools
+import json
 import os
 import posixpath
 import tempfile
@@ -54,7 +61,10 @@ __all__ = [
     "LANDING_MERCHANTS",
     "LANDING_PLANS",
     "LANDING_SALES",
+    "MANIFEST_FILE",
     "ORIGIN_KEY",
+    "PARTS_DATASETS",
+    "PARTS_FOLDER",
     "SALES_HISTORY",
     "SUCCESS_MARKER",
     "WEEK_KEY",
@@ -62,6 +72,9 @@ __all__ = [
     "Lake",
     "LakeStoreError",
     "LandingFile",
+    "Manifest",
+    "Part",
+    "PartWriter",
     "parse_partition_dir",
     "s3_filesystem",
 ]
@@ -78,6 +91,15 @@ DEMAND_FORECAST = "demand_forecast"
 WEEK_KEY = "week"
 ORIGIN_KEY = "forecast_week"
 PART_FILE = "part-0.parquet"
+# A partition written in parts (each by the worker that built it): the manifest, written last and
+# read first, lists the files of the partition's current version, which live in
+# `_parts/<version>/` beside it (a folder that pyarrow, Spark and Hive skip as they list data).
+MANIFEST_FILE = "_manifest.json"
+PARTS_FOLDER = "_parts"
+MANIFEST_FORMAT = "zeos-forecast partition parts 1"
+# The datasets written in parts; readers of any other dataset never ask for a manifest (on S3,
+# a request per partition read).
+PARTS_DATASETS = frozenset({DEMAND_FEATURES})
 # Row groups of this size keep readers' memory flat and let them skip by statistics.
 ROW_GROUP_ROWS = 1_000_000
 # Region assumed for an S3-compatible endpoint (MinIO, moto, ...) when none is configured.
@@ -143,6 +165,7 @@ class DropSnapshot:
 ObjectLister = Callable[[str, str], Iterable[tuple[str, int, str, float]]]
 
 
+_PARQUET = pads.ParquetFileFormat()
 _ARROW_STRINGS = {
     pa.string(): pd.ArrowDtype(pa.string()),
     pa.large_string(): pd.ArrowDtype(pa.large_string()),
@@ -208,6 +231,88 @@ def _overlaps(bounds: tuple[object, object] | None, wanted: tuple[object, object
         return (low is None or bounds[1] >= low) and (high is None or bounds[0] < high)
     except TypeError:
         return True  # statistics of another type than the bounds: the scan filter decides
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file of a partition written in parts.
+
+    Attributes:
+        path: The file, relative to the partition's folder.
+        rows, row_groups: What the file holds (from its writer).
+    """
+
+    path: str
+    rows: int
+    row_groups: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The current version of a partition written in parts: its files, in order, and a footer.
+
+    Attributes:
+        version: The name of the version's folder under `_parts/`.
+        parts: The files, in the order their rows are read (for the features: SKU order).
+        footer: Key-value metadata a reader wants before reading any row (`partition_footer`).
+    """
+
+    version: str
+    parts: tuple[Part, ...]
+    footer: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(part.rows for part in self.parts)
+
+    @property
+    def row_groups(self) -> int:
+        return sum(part.row_groups for part in self.parts)
+
+    def to_json(self) -> bytes:
+        parts = [dataclasses.asdict(part) for part in self.parts]
+        document = {"format": MANIFEST_FORMAT, "version": self.version, "parts": parts}
+        return json.dumps({**document, "footer": self.footer}, indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> Manifest:
+        document = json.loads(data)
+        if document.get("format") != MANIFEST_FORMAT:
+            raise ValueError(
+                f"{where} is not a manifest this version can read (format "
+                f"{document.get('format')!r}, expected {MANIFEST_FORMAT!r})."
+            )
+        parts = tuple(Part(**part) for part in document["parts"])
+        return cls(document["version"], parts, document.get("footer", {}))
+
+
+@dataclass(frozen=True)
+class PartWriter:
+    """Writes the parts of one new version of a partition, each straight into the lake.
+
+    Picklable: a Dask worker gets it with its task and writes its own part, so that no part
+    passes through the run's process. Parts are invisible to readers until `Lake.publish_parts`
+    writes the manifest that lists them; the parts of a writer killed before that are never read,
+    and a later publication deletes them once stale (`STALE_TEMPORARY_SECONDS`).
+    """
+
+    filesystem: pafs.FileSystem
+    folder: str
+    version: str
+
+    def write(self, number: int, tables: Iterable[pa.Table]) -> Part:
+        """Writes part `number` from `tables`, each the next row group (as
+        `Lake.write_partition_batches` writes a file).
+
+        Raises:
+            ValueError: `tables` holds no table.
+        """
+        relative = posixpath.join(PARTS_FOLDER, self.version, f"part-{number:05d}.parquet")
+        path = posixpath.join(self.folder, relative)
+        if isinstance(self.filesystem, pafs.LocalFileSystem):
+            self.filesystem.create_dir(posixpath.dirname(path), recursive=True)
+        rows, groups = _write_batches(path, self.filesystem, tables)
+        return Part(relative, rows, groups)
 
 
 class Lake:
@@ -438,13 +543,19 @@ class Lake:
         return path
 
     def partitions(self, dataset: str, key: str) -> dict[dt.date, float]:
-        """Partition values that hold a complete file, with the file's mtime."""
-        found: dict[dt.date, float] = {}
+        """Partition values that hold a complete file (or a manifest), with its mtime."""
+        return {value: mtime for value, (mtime, _) in self._partition_index(dataset, key).items()}
+
+    def _partition_index(self, dataset: str, key: str) -> dict[dt.date, tuple[float, bool]]:
+        """Per complete partition: its mtime, and whether it is written in parts (a manifest)."""
+        found: dict[dt.date, tuple[float, bool]] = {}
         for info in self._list(dataset, recursive=True):
             folder, name = posixpath.split(info.path)
             value = parse_partition_dir(posixpath.basename(folder), key)
-            if name == PART_FILE and value is not None and info.mtime is not None:
-                found[value] = info.mtime.timestamp()
+            if name not in (PART_FILE, MANIFEST_FILE) or value is None or info.mtime is None:
+                continue
+            mtime, in_parts = found.get(value, (0.0, False))
+            found[value] = (max(mtime, info.mtime.timestamp()), in_parts or name == MANIFEST_FILE)
         return dict(sorted(found.items()))
 
     @_names_the_store
@@ -474,10 +585,11 @@ class Lake:
 
     @_names_the_store
     def read_partition_table(self, dataset: str, key: str, value: dt.date) -> pa.Table:
-        """One partition as an Arrow table, as it was written."""
+        """One partition as an Arrow table, as it was written (its parts one after the other)."""
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
         try:
-            return pq.read_table(path, filesystem=self.fs)
+            files = [f for f, _ in self._partition_files(dataset, key, value)]
+            return _concat([pq.read_table(f, filesystem=self.fs) for f in files])
         except FileNotFoundError as error:
             raise FileNotFoundError(
                 f"{dataset} has no partition {key}={value}: {self.uri_of_path(path)} does not "
@@ -547,8 +659,7 @@ class Lake:
         neither read them again nor weigh every row group's statistics against the filter: on
         156 weekly files of 265 row groups each, that was half of a shard's read.
         """
-        dataset_, wanted = self._window(dataset, key, first, last)
-        fragments = list(dataset_.get_fragments(filter=wanted))
+        fragments = self._fragments(dataset, key, first, last)
         if not fragments:
             return None
         schema = pa.unify_schemas(
@@ -558,22 +669,26 @@ class Lake:
         if statistics:
             for fragment in fragments:
                 fragment.ensure_complete_metadata()
-        return Window(schema, fragments, dataset_.format, dataset_.filesystem, statistics)
+        return Window(schema, fragments, _PARQUET, self.fs, statistics)
 
-    def _window(
+    def _fragments(
         self, dataset: str, key: str, first: dt.date, last: dt.date
-    ) -> tuple[pads.Dataset, pads.Expression]:
-        """The dataset of a partitioned folder and the filter of partitions `first..last`."""
-        dataset_ = pads.dataset(
-            self.path(dataset),
-            filesystem=self.fs,
-            format="parquet",
-            partitioning=pads.partitioning(pa.schema([(key, pa.date32())]), flavor="hive"),
-        )
-        wanted = (pads.field(key) >= pa.scalar(first, pa.date32())) & (
-            pads.field(key) <= pa.scalar(last, pa.date32())
-        )
-        return dataset_, wanted
+    ) -> list[pads.ParquetFileFragment]:
+        """The files of partitions `first..last` (a partition's parts in order), each knowing
+        its partition's value."""
+        fragments = []
+        for value, (_, in_parts) in self._partition_index(dataset, key).items():
+            if first <= value <= last:
+                known = pads.field(key) == pa.scalar(value, pa.date32())
+                if in_parts:
+                    paths = [path for path, _ in self._partition_files(dataset, key, value)]
+                else:  # (no request for a manifest that the listing did not show)
+                    paths = [posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)]
+                fragments.extend(
+                    _PARQUET.make_fragment(path, self.fs, partition_expression=known)
+                    for path in paths
+                )
+        return fragments
 
     def write_partition_batches(
         self,
@@ -600,31 +715,96 @@ class Lake:
 
         def write(path: str, filesystem: pafs.FileSystem) -> None:
             nonlocal rows
-            writer = None
             try:
-                for table in tables:
-                    if writer is None:
-                        writer = pq.ParquetWriter(
-                            path,
-                            table.schema,
-                            filesystem=filesystem,
-                            write_page_checksum=True,
-                            use_dictionary=dictionary_columns(table.schema),
-                            write_statistics=statistics_columns(table.schema),
-                        )
-                    table = _conform(table, writer.schema)
-                    writer.write_table(table, row_group_size=max(table.num_rows, 1))
-                    rows += table.num_rows
-                if writer is not None and footer is not None:
-                    writer.add_key_value_metadata(footer())
-            finally:
-                if writer is not None:
-                    writer.close()
-            if writer is None:
-                raise ValueError(f"No rows to write to {dataset} {key}={value}.")
+                rows, _ = _write_batches(path, filesystem, tables, footer)
+            except ValueError as error:
+                raise ValueError(f"No rows to write to {dataset} {key}={value}.") from error
 
         self._write_atomically(final, write)
         return final, rows
+
+    def part_writer(self, dataset: str, key: str, value: dt.date) -> PartWriter:
+        """A writer of the parts of a new version of one partition (see `publish_parts`)."""
+        return PartWriter(self.fs, self.partition_dir(dataset, key, value), uuid.uuid4().hex)
+
+    @_names_the_store
+    def publish_parts(
+        self,
+        dataset: str,
+        key: str,
+        value: dt.date,
+        writer: PartWriter,
+        parts: Iterable[Part],
+        footer: dict[str, str] | None = None,
+    ) -> str:
+        """Makes the parts `writer` wrote the partition's content, all at once.
+
+        The manifest listing them is written as every file here is, whole or not at all: until
+        it is, readers read the previous version, whole. Then the files of older versions go:
+        a single `part-0.parquet` at once, the version just replaced once it is stale (a reader
+        that read its manifest just before may still be reading it), and so the parts of writers
+        that were killed before publishing.
+
+        Returns:
+            The manifest's path.
+        """
+        if dataset not in PARTS_DATASETS:
+            raise ValueError(f"{dataset} is not written in parts ({sorted(PARTS_DATASETS)} are).")
+        folder = self.partition_dir(dataset, key, value)
+        manifest = Manifest(writer.version, tuple(parts), dict(footer or {}))
+        if not manifest.parts:
+            raise ValueError(f"No rows to write to {dataset} {key}={value}.")
+        path = posixpath.join(folder, MANIFEST_FILE)
+        data = manifest.to_json()
+
+        def write(target: str, filesystem: pafs.FileSystem) -> None:
+            with filesystem.open_output_stream(target) as stream:
+                stream.write(data)
+
+        self._write_atomically(path, write)
+        _delete_quietly(self.fs, posixpath.join(folder, PART_FILE))
+        self._delete_old_versions(folder, keep=writer.version)
+        return path
+
+    @_names_the_store
+    def manifest(self, dataset: str, key: str, value: dt.date) -> Manifest | None:
+        """The manifest of a partition written in parts (None: a single file, or nothing)."""
+        if dataset not in PARTS_DATASETS:
+            return None
+        path = posixpath.join(self.partition_dir(dataset, key, value), MANIFEST_FILE)
+        try:
+            with self.fs.open_input_stream(path) as stream:
+                data = stream.read()
+        except FileNotFoundError:
+            return None
+        return Manifest.from_json(data, self.uri_of_path(path))
+
+    def _partition_files(self, dataset: str, key: str, value: dt.date) -> list[tuple[str, int]]:
+        """The partition's files in reading order, with their row groups (-1: not known)."""
+        folder = self.partition_dir(dataset, key, value)
+        manifest = self.manifest(dataset, key, value)
+        if manifest is None:
+            return [(posixpath.join(folder, PART_FILE), -1)]
+        return [(posixpath.join(folder, part.path), part.row_groups) for part in manifest.parts]
+
+    def _delete_old_versions(self, folder: str, keep: str) -> None:
+        """Deletes the `_parts/` versions of a partition that no reader needs any more.
+
+        Kept: `keep`, and every version with a file written in the last `STALE_TEMPORARY_SECONDS`
+        (the one just replaced, whose readers may still be at it, and a concurrent writer's).
+        """
+        parts = posixpath.join(folder, PARTS_FOLDER)
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
+        newest: dict[str, float] = {}
+        for info in self._list_dir_recursive(parts):
+            relative = posixpath.relpath(info.path, parts)
+            version = relative.split("/", 1)[0]
+            written = info.mtime.timestamp() if info.mtime is not None else time.time()
+            newest[version] = max(newest.get(version, 0.0), written)
+        for version, written in newest.items():
+            if version != keep and written < cutoff:
+                with contextlib.suppress(OSError):
+                    self.fs.delete_dir(posixpath.join(parts, version))
 
     @_names_the_store
     def partition_rows(self, dataset: str, key: str, value: dt.date) -> int:
@@ -633,7 +813,10 @@ class Lake:
 
     @_names_the_store
     def partition_layout(self, dataset: str, key: str, value: dt.date) -> tuple[int, int]:
-        """(row groups, rows) of one partition's file, from its footer alone."""
+        """(row groups, rows) of one partition, from its manifest or its file's footer alone."""
+        manifest = self.manifest(dataset, key, value)
+        if manifest is not None:
+            return manifest.row_groups, manifest.rows
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
         with self.fs.open_input_file(path) as handle:
             metadata = pq.ParquetFile(handle).metadata
@@ -641,7 +824,11 @@ class Lake:
 
     @_names_the_store
     def partition_footer(self, dataset: str, key: str, value: dt.date) -> dict[str, str]:
-        """The key-value metadata a batch writer's `footer` put into one partition's file."""
+        """The key-value metadata a batch writer's `footer` put into one partition's file (or
+        its manifest)."""
+        manifest = self.manifest(dataset, key, value)
+        if manifest is not None:
+            return dict(manifest.footer)
         path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
         with self.fs.open_input_file(path) as handle:
             found = pq.ParquetFile(handle).metadata.metadata or {}
@@ -668,9 +855,14 @@ class Lake:
     def row_group_reader(
         self, dataset: str, key: str, value: dt.date
     ) -> Callable[..., pd.DataFrame]:
-        """A picklable `read(groups, columns, every, where)` of one partition's row groups."""
-        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
-        return functools.partial(read_row_groups, self.fs, path)
+        """A picklable `read(groups, columns, every, where)` of one partition's row groups.
+
+        The row groups of a partition in parts are numbered on across its parts, in order.
+        """
+        files = self._partition_files(dataset, key, value)
+        if len(files) == 1:
+            return functools.partial(read_row_groups, self.fs, files[0][0])
+        return functools.partial(read_parts_row_groups, self.fs, tuple(files))
 
     # ---- internals ----
 
@@ -749,6 +941,11 @@ class Lake:
     @_names_the_store
     def _list_dir(self, path: str) -> list[pafs.FileInfo]:
         return self.fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+
+    @_names_the_store
+    def _list_dir_recursive(self, path: str) -> list[pafs.FileInfo]:
+        selector = pafs.FileSelector(path, allow_not_found=True, recursive=True)
+        return [i for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File]
 
     @_names_the_store
     def _read_landing_file(self, path: str, parquet_as_table: bool = False) -> LandingFile:
@@ -1033,6 +1230,47 @@ def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
         fs.delete_file(path)
 
 
+def _write_batches(
+    path: str,
+    filesystem: pafs.FileSystem,
+    tables: Iterable[pa.Table],
+    footer: Callable[[], dict[str, str]] | None = None,
+) -> tuple[int, int]:
+    """Writes `tables` into one parquet file at `path`, each the next row group.
+
+    The first table fixes the schema; later ones are cast to it (a column they lack is written
+    as nulls). Returns the rows and row groups written.
+
+    Raises:
+        ValueError: `tables` holds no table (nothing is left at `path`).
+    """
+    writer = None
+    rows = groups = 0
+    try:
+        for table in tables:
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    path,
+                    table.schema,
+                    filesystem=filesystem,
+                    write_page_checksum=True,
+                    use_dictionary=dictionary_columns(table.schema),
+                    write_statistics=statistics_columns(table.schema),
+                )
+            table = _conform(table, writer.schema)
+            writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            rows += table.num_rows
+            groups += 1
+        if writer is not None and footer is not None:
+            writer.add_key_value_metadata(footer())
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        raise ValueError(f"No rows to write to {path}.")
+    return rows, groups
+
+
 def read_row_groups(
     fs: pafs.FileSystem,
     path: str,
@@ -1047,6 +1285,42 @@ def read_row_groups(
     the rows whose boolean column of that name is true. Both filter in Arrow before any pandas
     object is made (a systematic sample of SKUs, or the SKUs to forecast, say).
     """
+    table = _read_row_groups_table(fs, path, groups, columns, every, where)
+    return table.to_pandas(date_as_object=False)
+
+
+def read_parts_row_groups(
+    fs: pafs.FileSystem,
+    files: tuple[tuple[str, int], ...],
+    groups: Iterable[int],
+    columns: Iterable[str] | None = None,
+    every: tuple[str, int] | None = None,
+    where: str | None = None,
+) -> pd.DataFrame:
+    """`read_row_groups` of a partition in parts: `files` are (path, row groups) in order, and
+    row groups are numbered on across them."""
+    starts = list(itertools.accumulate((count for _, count in files), initial=0))
+    wanted: dict[int, list[int]] = {}
+    for group in groups:
+        index = bisect.bisect_right(starts, group) - 1
+        if not 0 <= index < len(files):
+            raise IndexError(f"Row group {group} of a partition of {starts[-1]} row groups.")
+        wanted.setdefault(index, []).append(group - starts[index])
+    tables = [
+        _read_row_groups_table(fs, files[i][0], local, columns, every, where)
+        for i, local in sorted(wanted.items())
+    ]
+    return _concat(tables).to_pandas(date_as_object=False)
+
+
+def _read_row_groups_table(
+    fs: pafs.FileSystem,
+    path: str,
+    groups: Iterable[int],
+    columns: Iterable[str] | None,
+    every: tuple[str, int] | None,
+    where: str | None,
+) -> pa.Table:
     with fs.open_input_file(path) as handle:
         parquet = pq.ParquetFile(handle)
         names = [c for c in columns if c in parquet.schema_arrow.names] if columns else None
@@ -1060,7 +1334,14 @@ def read_row_groups(
         table = table.filter(pa.array(values % k == 0))
     if where is not None:
         table = table.filter(table[where])
-    return table.drop_columns(extra).to_pandas(date_as_object=False)
+    return table.drop_columns(extra)
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Tables of the parts of one partition as one (their schemas unified where they differ)."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def dictionary_columns(schema: pa.Schema) -> list[str]:

@@ -243,8 +243,8 @@ def test_past_weeks_backfilled_from_the_ui_each_see_only_their_own_history(deplo
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     for week in weeks:
         _wait_for(f"backfill of {week}", lambda w=week: _succeeded(deployment.forecast_runs(w)))
-        features = pd.read_parquet(
-            deployment.lake / f"demand_features/forecast_week={week}/part-0.parquet"
+        features = Lake(str(deployment.lake)).read_partition(
+            "demand_features", "forecast_week", week, dates_as_datetime=True
         )
         assert features["week"].max() == pd.Timestamp(week)
         forecast = pd.read_parquet(

@@ -300,7 +300,9 @@ def forecast_with(root: Path, compute: ComputeResource) -> tuple[pd.DataFrame, d
     return table.drop(columns="run_id"), metadata
 
 
-def test_a_weekly_run_in_shards_writes_whole_skus_per_row_group(validated, lake_copy):
+def test_a_weekly_run_in_shards_writes_a_part_per_shard_with_whole_skus_per_row_group(
+    validated, lake_copy
+):
     root = lake_copy(validated)
 
     table, metadata = forecast_with(root, ComputeResource(engine="sharded", **SHARDS))
@@ -308,15 +310,19 @@ def test_a_weekly_run_in_shards_writes_whole_skus_per_row_group(validated, lake_
     assert metadata["demand_features"]["engine"] == "sharded"
     assert metadata["demand_features"]["shards"] > 1
     assert metadata["demand_forecast"]["engine"] == "sharded"
-    features = pq.ParquetFile(
-        root / "demand_features" / f"forecast_week={ORIGIN}" / "part-0.parquet"
-    )
-    assert features.num_row_groups > 1
-    last_skus = set()
-    for group in range(features.num_row_groups):
-        skus = set(features.read_row_group(group, columns=["sku"])["sku"].to_pylist())
-        assert not skus & last_skus  # no SKU is cut in two
-        last_skus = skus
+    folder = root / "demand_features" / f"forecast_week={ORIGIN}"
+    manifest = Lake(str(root)).manifest("demand_features", "forecast_week", ORIGIN)
+    assert len(manifest.parts) == metadata["demand_features"]["shards"]
+    assert not (folder / "part-0.parquet").exists()
+    seen: list[int] = []
+    for part in manifest.parts:
+        features = pq.ParquetFile(folder / part.path)
+        for group in range(features.num_row_groups):
+            skus = features.read_row_group(group, columns=["sku"])["sku"].to_numpy()
+            assert (np.diff(skus) >= 0).all()
+            assert not seen or skus[0] > seen[-1]  # no SKU is cut in two, numbers increase
+            seen.extend(np.unique(skus))
+    assert len(seen) == metadata["demand_features"]["skus"]
     assert len(table) == 4 * metadata["demand_forecast"]["skus_scored"]
 
 

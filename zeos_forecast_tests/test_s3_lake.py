@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import io
+import pickle
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -254,6 +255,28 @@ def test_writes_on_s3_create_exactly_the_data_objects_and_no_folder_markers(
         f"lake/landing/sales/week={WEEK}/part-0.parquet",
         f"lake/{DATASET}/{KEY}={WEEK}/part-0.parquet",
     ]
+
+
+def test_parts_written_by_pickled_writers_on_s3_are_read_only_once_published(
+    lake, s3_server, bucket
+):
+    writer = lake.part_writer("demand_features", "forecast_week", WEEK)
+    on_a_worker = pickle.loads(pickle.dumps(writer))  # as a Dask task carries it
+    parts = [on_a_worker.write(n, [rows(2, start=10 * n)]) for n in range(2)]
+    assert lake.partitions("demand_features", "forecast_week") == {}  # not yet published
+
+    lake.publish_parts("demand_features", "forecast_week", WEEK, writer, parts)
+
+    folder = f"lake/demand_features/forecast_week={WEEK}"
+    assert sorted(keys(s3_server, bucket, folder)) == [
+        f"{folder}/_manifest.json",
+        f"{folder}/_parts/{writer.version}/part-00000.parquet",
+        f"{folder}/_parts/{writer.version}/part-00001.parquet",
+    ]
+    read = lake.read_partition("demand_features", "forecast_week", WEEK)
+    assert read["article_id"].tolist() == ["A0", "A1", "A10", "A11"]
+    window = lake.read_window("demand_features", "forecast_week", WEEK, WEEK)
+    assert window["article_id"].tolist() == ["A0", "A1", "A10", "A11"]
 
 
 def test_partitions_on_s3_list_every_written_value_in_order(lake):

@@ -5,6 +5,7 @@ import gzip
 import hashlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from zeos_forecast.core.contract import LandingDataError, validate_sales_drop
-from zeos_forecast.storage import LANDING_ARTICLES, SUCCESS_MARKER, Lake
+from zeos_forecast.storage import LANDING_ARTICLES, STALE_TEMPORARY_SECONDS, SUCCESS_MARKER, Lake
 
 WEEK = dt.date(2024, 1, 1)
 DATASET, KEY = "sales_history", "week"
@@ -436,3 +437,83 @@ def test_a_window_scans_only_the_row_groups_whose_keys_overlap_the_range(lake):
 
     chosen = sorted(group.id for f in scan.get_fragments() for group in f.row_groups)
     assert chosen == [1, 1, 2, 2]  # A010-A019 and A020-A029 of each week
+
+
+# ---- partitions written in parts ----
+
+PARTS = "demand_features"  # the dataset written in parts
+
+
+def numbered(skus: range) -> pa.Table:
+    return pa.table({"sku": pa.array(list(skus), pa.int64()), "demand": [float(s) for s in skus]})
+
+
+def publish(lake: Lake, *tables: pa.Table, value: dt.date = WEEK, footer=None) -> str:
+    writer = lake.part_writer(PARTS, KEY, value)
+    parts = [writer.write(n, [t.slice(0, 2), t.slice(2)]) for n, t in enumerate(tables)]
+    return lake.publish_parts(PARTS, KEY, value, writer, parts, footer=footer)
+
+
+def test_parts_published_read_back_as_one_partition_in_their_order(lake):
+    publish(lake, numbered(range(0, 4)), numbered(range(10, 13)), footer={"stats": "{}"})
+
+    assert lake.read_partition(PARTS, KEY, WEEK)["sku"].tolist() == [0, 1, 2, 3, 10, 11, 12]
+    assert lake.partition_layout(PARTS, KEY, WEEK) == (4, 7)  # two row groups per part
+    assert lake.partition_footer(PARTS, KEY, WEEK) == {"stats": "{}"}
+    assert list(lake.partitions(PARTS, KEY)) == [WEEK]
+    read = lake.row_group_reader(PARTS, KEY, WEEK)
+    assert read([1, 2])["sku"].tolist() == [2, 3, 10, 11]  # numbered on across the parts
+    assert read([0, 1, 2, 3], ["demand"], every=("sku", 2))["demand"].tolist() == [0, 2, 10, 12]
+    window = lake.read_window(PARTS, KEY, WEEK, WEEK, columns=["sku", KEY])
+    assert window["sku"].tolist() == [0, 1, 2, 3, 10, 11, 12]
+    assert set(window[KEY]) == {WEEK}
+
+
+def test_parts_are_hidden_from_folder_readers_that_skip_underscore_names(lake, tmp_path):
+    publish(lake, numbered(range(3)))
+
+    folder = tmp_path / "lake" / PARTS / f"{KEY}={WEEK}"
+    assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", "_parts"]
+
+
+def test_unpublished_parts_leave_the_previous_version_whole_and_the_only_one_read(lake):
+    publish(lake, numbered(range(3)))
+    writer = lake.part_writer(PARTS, KEY, WEEK)
+    writer.write(0, [numbered(range(100, 150))])
+
+    def failing():
+        yield numbered(range(150, 160))
+        raise RuntimeError("worker lost")
+
+    with pytest.raises(RuntimeError):
+        writer.write(1, failing())
+
+    assert lake.read_partition(PARTS, KEY, WEEK)["sku"].tolist() == [0, 1, 2]
+    assert lake.read_window(PARTS, KEY, WEEK, WEEK)["sku"].tolist() == [0, 1, 2]
+
+
+def test_publishing_replaces_a_single_file_and_deletes_only_stale_versions(lake, tmp_path):
+    lake.write_partition(PARTS, KEY, WEEK, numbered(range(5)))  # as written before parts
+    folder = tmp_path / "lake" / PARTS / f"{KEY}={WEEK}"
+    publish(lake, numbered(range(2)))
+    assert not (folder / "part-0.parquet").exists()
+    first = {p.name for p in (folder / "_parts").iterdir()}
+    killed = lake.part_writer(PARTS, KEY, WEEK)
+    killed.write(0, [numbered(range(9))])  # a writer killed before it published
+    stale = time.time() - STALE_TEMPORARY_SECONDS - 60
+    for part in (folder / "_parts" / killed.version).iterdir():
+        os.utime(part, (stale, stale))
+
+    publish(lake, numbered(range(3)))
+
+    versions = {p.name for p in (folder / "_parts").iterdir()}
+    assert killed.version not in versions  # stale: deleted
+    assert first <= versions  # just replaced: its readers may still be reading it
+    assert lake.read_partition(PARTS, KEY, WEEK)["sku"].tolist() == [0, 1, 2]
+
+
+def test_only_the_datasets_written_in_parts_can_be_published_in_parts(lake):
+    writer = lake.part_writer(DATASET, KEY, WEEK)
+    part = writer.write(0, [rows(2)])
+    with pytest.raises(ValueError, match="not written in parts"):
+        lake.publish_parts(DATASET, KEY, WEEK, writer, [part])

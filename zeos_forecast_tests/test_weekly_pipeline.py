@@ -281,12 +281,19 @@ def test_rerunning_a_week_replaces_its_partition_without_duplicates_or_temp_file
     materialized, lake_copy, instance, forecast, forecast_of, fast_forecast, fast_window
 ):
     root = lake_copy(materialized.root)
+    lake = Lake(str(root))
+    features_before = lake.partition_layout("demand_features", "forecast_week", WEEK)[1]
     result = materialize_forecast(root, instance, run_config(fast_forecast, fast_window))
     assert result.success
-    for dataset in ("demand_features", "demand_forecast"):
-        folder = root / dataset / f"forecast_week={WEEK}"
-        data = [p.name for p in folder.iterdir() if p.suffix != ".png"]  # pictures beside it
-        assert sorted(data) == ["part-0.parquet"], dataset
+    folder = root / "demand_forecast" / f"forecast_week={WEEK}"
+    data = [p.name for p in folder.iterdir() if p.suffix != ".png"]  # pictures beside it
+    assert sorted(data) == ["part-0.parquet"]
+    # The features are written in parts: the manifest names the new version's parts only.
+    folder = root / "demand_features" / f"forecast_week={WEEK}"
+    assert sorted(p.name for p in folder.iterdir()) == ["_manifest.json", "_parts"]
+    features = lake.read_partition("demand_features", "forecast_week", WEEK)
+    assert len(features) == features_before
+    assert not features.duplicated(["sku", "week"]).any()
     again = forecast_of(root, WEEK)
     assert len(again) == len(forecast)
     assert set(again["run_id"]) == {result.run_id}

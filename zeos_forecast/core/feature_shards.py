@@ -1,9 +1,13 @@
 """Feature shards: the window's feature frame built one article range at a time.
 
-A shard task reads its article range of the sales history, builds that part of the feature frame
-and summarises it; the run's process numbers the shards' SKUs on and writes them in order. Tasks
-run in the run's process or on Dask workers (everything here pickles, and nothing here imports
-Dagster, so a worker imports only what a shard needs).
+A shard task reads its article range of the sales history, builds that part of the feature frame,
+writes it as its own part of the partition and returns the part and a summary; the run's process
+only adds up the summaries and publishes the parts, in order. Tasks run in the run's process or
+on Dask workers (everything here pickles, and nothing here imports Dagster, so a worker imports
+only what a shard needs).
+
+SKU numbers are unique in the window and increase in key order: shard n numbers its SKUs from
+n × `SHARD_SKUS`, so that no shard needs to know how many SKUs the shards before it hold.
 """
 
 from __future__ import annotations
@@ -16,17 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .compute import FOOTER_KEY, WindowStats
 from .features import RETURNING_SKUS, StaticTable, build_demand_features, static_columns
 
 __all__ = [
+    "SHARD_SKUS",
     "FeatureShardJob",
     "WindowSummary",
     "build_feature_shard",
     "feature_inputs",
-    "shift_sku",
 ]
 
 ArticleRange = tuple[str | None, str | None]
@@ -34,6 +37,9 @@ ArticleRange = tuple[str | None, str | None]
 NOT_FEATURE_INPUTS = ("censored",)
 # Rows of the frame kept for the preview and the column lists of the metadata.
 HEAD_ROWS = 1_000
+# SKU numbers reserved per shard: shard n's SKUs are n * SHARD_SKUS + 0, 1, ... (a shard is
+# bounded by the engine's shard rows, far below a billion SKUs).
+SHARD_SKUS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,9 @@ class FeatureShardJob:
         articles, merchants: Validated article and merchant metadata, prepared once for every
             shard (or None).
         whole_window: One shard holds the whole window (no range read, no empty columns kept).
-        row_group_rows: Rows per table handed to the writer (None: one table per shard).
-        on_workers: Tasks run on Dask workers, which send their tables back at once.
+        row_group_rows: Rows per row group of a part (None: one row group per shard).
+        write_part: `write_part(number, tables)` writes shard `number`'s part of the partition
+            from its tables and returns what it wrote (`storage.PartWriter.write`; picklable).
     """
 
     read_history: Callable[..., pd.DataFrame]
@@ -63,17 +70,19 @@ class FeatureShardJob:
     merchants: StaticTable | None
     whole_window: bool
     row_group_rows: int | None
-    on_workers: bool
+    write_part: Callable[[int, Iterable[pa.Table]], object]
 
 
 def build_feature_shard(
-    job: FeatureShardJob, bounds: ArticleRange
-) -> tuple[Iterable[pa.Table], WindowSummary] | None:
-    """The feature tables of one article range (SKUs numbered from 0) and their summary.
+    job: FeatureShardJob, shard: tuple[int, ArticleRange]
+) -> tuple[object, WindowSummary] | None:
+    """Builds shard `number`'s article range, writes it as its part, and returns the part and
+    the shard's summary (None: no rows, no part).
 
-    In the run's own process the tables are made one at a time as the writer takes them (one
-    table beside the frame in memory); a worker sends them all back at once. None: no rows.
+    The part's tables are made one at a time as the writer takes them (one table beside the
+    frame in memory); nothing but the part's description and the summary leaves the task.
     """
+    number, bounds = shard
     history = job.read_history(ranges=None if job.whole_window else {"article_id": bounds})
     if not_used := [c for c in NOT_FEATURE_INPUTS if c in history]:
         history = history.drop(columns=not_used)
@@ -91,9 +100,13 @@ def build_feature_shard(
         returning_weeks=job.returning_weeks,
     )
     del history
+    skus = frame["sku"].to_numpy()
+    if len(skus) and skus[-1] >= SHARD_SKUS:
+        raise ValueError(f"A shard of more than {SHARD_SKUS:,} SKUs: make the shards smaller.")
+    frame["sku"] = skus.astype("int64") + number * SHARD_SKUS
     summary = WindowSummary.of(frame, job.articles, job.merchants)
-    tables = sku_aligned_tables(frame, job.row_group_rows)
-    return (list(tables) if job.on_workers else tables), summary
+    tables = (_uniform(table) for table in sku_aligned_tables(frame, job.row_group_rows))
+    return job.write_part(number, tables), summary
 
 
 def feature_inputs(columns: Iterable[str]) -> list[str]:
@@ -101,13 +114,17 @@ def feature_inputs(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in NOT_FEATURE_INPUTS]
 
 
-def shift_sku(table: pa.Table, offset: int) -> pa.Table:
-    """The table with its SKU numbers moved up by `offset` (they run on across shards)."""
-    if offset == 0:
-        return table
-    index = table.schema.get_field_index("sku")
-    shifted = pc.add(table["sku"], pa.scalar(offset, table.schema.field(index).type))
-    return table.set_column(index, "sku", shifted)
+def _uniform(table: pa.Table) -> pa.Table:
+    """The table with every categorical column's codes as int32, so that every part of the
+    partition has one schema (pandas picks int8 or int16 codes by the categories a shard has)."""
+    fields = [
+        pa.field(f.name, pa.dictionary(pa.int32(), f.type.value_type), f.nullable, f.metadata)
+        if pa.types.is_dictionary(f.type) and f.type.index_type != pa.int32()
+        else f
+        for f in table.schema
+    ]
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return table if schema.equals(table.schema) else table.cast(schema)
 
 
 @dataclass

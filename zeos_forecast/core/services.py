@@ -39,7 +39,6 @@ from .feature_shards import (
     WindowSummary,
     build_feature_shard,
     feature_inputs,
-    shift_sku,
 )
 from .features import StaticTable
 from .history import require_history
@@ -123,9 +122,10 @@ def build_features(
 
     Reads the window's `sales_history` straight from the parquet dataset (a week filter), builds
     every SKU's weekly history with article and merchant metadata as static features, in one
-    piece or in shards of articles (the engine's shard size), and writes
-    `demand_features/forecast_week=<origin>/part-0.parquet`, sorted by SKU, every row group
-    holding whole SKUs.
+    piece or in shards of articles (the engine's shard size). The task that built a shard
+    writes it as its part of `demand_features/forecast_week=<origin>/` (sorted by SKU, every
+    row group holding whole SKUs), and the parts are published together by the partition's
+    manifest (`Lake.publish_parts`).
 
     Raises:
         OriginNotValidatedError: `sales_history` has no partition for `origin`.
@@ -169,6 +169,7 @@ def build_features(
             window=history,
         )
         articles, merchants = _metadata(lake)
+        writer = lake.part_writer(DEMAND_FEATURES, ORIGIN_KEY, origin)  # each shard its part
         job = FeatureShardJob(
             read_history=read_history,
             origin=origin,
@@ -180,23 +181,22 @@ def build_features(
             merchants=StaticTable.prepare(merchants, "merchant_id"),
             whole_window=len(bounds) == 1,
             row_group_rows=ROW_GROUP_ROWS if running.name == "memory" else None,
-            on_workers=running.name == "dask",
+            write_part=writer.write,
         )
         summary = WindowSummary()
         progress = Progress("building features", len(bounds), "shards", report)
-
-        def shards() -> Iterator[pa.Table]:
-            for built in running.executor.map(build_feature_shard, (job,), bounds):
-                if built is not None:
-                    tables, part = built
-                    offset = summary.skus  # SKU numbers run on across shards
-                    summary.merge(part)
-                    yield from (shift_sku(table, offset) for table in tables)
-                progress.advance()
-
-        path, rows = lake.write_partition_batches(
-            DEMAND_FEATURES, ORIGIN_KEY, origin, shards(), footer=summary.footer
+        parts = []
+        shards = list(enumerate(bounds))
+        for built in running.executor.map(build_feature_shard, (job,), shards):
+            if built is not None:
+                part, shard_summary = built
+                parts.append(part)
+                summary.merge(shard_summary)  # shards come in order: SKUs follow on
+            progress.advance()
+        path = lake.publish_parts(
+            DEMAND_FEATURES, ORIGIN_KEY, origin, writer, parts, footer=summary.footer()
         )
+        rows = sum(part.rows for part in parts)
     return FeaturesBuilt(
         path=path,
         rows=rows,

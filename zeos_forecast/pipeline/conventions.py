@@ -49,7 +49,11 @@ TABLE_SCHEMAS = {
     ),
     "demand_features": dg.TableSchema(
         columns=[
-            dg.TableColumn("sku", "int32", description="SKU number within the window"),
+            dg.TableColumn(
+                "sku",
+                "int64",
+                description="SKU number, unique in the window, increasing in key order",
+            ),
             *_KEYS,
             dg.TableColumn("week", "timestamp", description="week of the window"),
             dg.TableColumn("units_sold", "float"),
