@@ -182,6 +182,7 @@ def build_features(
             whole_window=len(bounds) == 1,
             row_group_rows=ROW_GROUP_ROWS if running.name == "memory" else None,
             write_part=writer.write,
+            write_in_task=running.name == "dask",
         )
         summary = WindowSummary()
         progress = Progress("building features", len(bounds), "shards", report)
@@ -190,7 +191,7 @@ def build_features(
         for built in running.executor.map(build_feature_shard, (job,), shards):
             if built is not None:
                 part, shard_summary = built
-                parts.append(part)
+                parts.append(part if job.write_in_task else part())  # (else: written here)
                 summary.merge(shard_summary)  # shards come in order: SKUs follow on
             progress.advance()
         path = lake.publish_parts(
