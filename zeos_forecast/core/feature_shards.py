@@ -60,11 +60,10 @@ class FeatureShardJob:
         write_part: `write_part(number, tables)` writes shard `number`'s part of the partition
             from its tables and returns what it wrote (`storage.PartWriter.write`; picklable).
         write_in_task: The task writes its part itself (on Dask workers: no row travels to the
-            run's process). Otherwise it returns the part's tables, made one at a time as the
-            run's writer thread takes them: on a machine of few cores, the writer's parquet
-            encoding (which releases the GIL) keeps a core busy while the task threads wait for
-            the GIL in pandas, which the tasks writing themselves did not (at 200k SKUs on 2
-            cores, features 14.9 s against 13.3 s).
+            run's process). Otherwise it returns a call that writes the part, which the run's
+            thread makes as the tasks' threads build the next shards, as the single file was
+            written before parts: the parquet encoding releases the GIL, while the tasks' pandas
+            work mostly holds it.
     """
 
     read_history: Callable[..., pd.DataFrame]
