@@ -75,6 +75,7 @@ __all__ = [
     "Manifest",
     "Part",
     "PartWriter",
+    "RowGroups",
     "parse_partition_dir",
     "s3_filesystem",
 ]
@@ -313,6 +314,22 @@ class PartWriter:
             self.filesystem.create_dir(posixpath.dirname(path), recursive=True)
         rows, groups = _write_batches(path, self.filesystem, tables)
         return Part(relative, rows, groups)
+
+
+@dataclass(frozen=True)
+class RowGroups:
+    """One partition's row groups, opened as of one version (`Lake.row_groups`).
+
+    Attributes:
+        read: A picklable `read(groups, columns, every, where)` (see `read_row_groups`).
+        groups, rows: Row groups (numbered on across a partition's parts) and rows.
+        footer: The key-value metadata its writer recorded (`partition_footer`).
+    """
+
+    read: Callable[..., pd.DataFrame]
+    groups: int
+    rows: int
+    footer: dict[str, str]
 
 
 class Lake:
@@ -586,15 +603,17 @@ class Lake:
     @_names_the_store
     def read_partition_table(self, dataset: str, key: str, value: dt.date) -> pa.Table:
         """One partition as an Arrow table, as it was written (its parts one after the other)."""
-        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
-        try:
-            files = [f for f, _ in self._partition_files(dataset, key, value)]
-            return _concat([pq.read_table(f, filesystem=self.fs) for f in files])
-        except FileNotFoundError as error:
-            raise FileNotFoundError(
-                f"{dataset} has no partition {key}={value}: {self.uri_of_path(path)} does not "
-                f"exist. Materialize {dataset} for {value} first."
-            ) from error
+        files = [f for f, _ in self._partition_files(dataset, key, value)]
+        tables = []
+        for path in files:
+            try:
+                tables.append(pq.read_table(path, filesystem=self.fs))
+            except FileNotFoundError as error:
+                raise FileNotFoundError(
+                    f"{dataset} has no partition {key}={value}: {self.uri_of_path(path)} does "
+                    f"not exist. Materialize {dataset} for {value} first."
+                ) from error
+        return _concat(tables)
 
     @_names_the_store
     def read_window(
@@ -741,9 +760,11 @@ class Lake:
 
         The manifest listing them is written as every file here is, whole or not at all: until
         it is, readers read the previous version, whole. Then the files of older versions go:
-        a single `part-0.parquet` at once, the version just replaced once it is stale (a reader
-        that read its manifest just before may still be reading it), and so the parts of writers
-        that were killed before publishing.
+        a single `part-0.parquet` at once; the version just replaced stays until the next
+        publication (a reader that read its manifest before may still be reading its parts);
+        any other version once it is stale (older ones replaced, and the parts of writers killed
+        before publishing). Cleaning up is best effort: a failure there leaves files for the
+        next publication to delete, not a failed publication.
 
         Returns:
             The manifest's path.
@@ -751,6 +772,7 @@ class Lake:
         if dataset not in PARTS_DATASETS:
             raise ValueError(f"{dataset} is not written in parts ({sorted(PARTS_DATASETS)} are).")
         folder = self.partition_dir(dataset, key, value)
+        replaced = self.manifest(dataset, key, value)
         manifest = Manifest(writer.version, tuple(parts), dict(footer or {}))
         if not manifest.parts:
             raise ValueError(f"No rows to write to {dataset} {key}={value}.")
@@ -763,7 +785,9 @@ class Lake:
 
         self._write_atomically(path, write)
         _delete_quietly(self.fs, posixpath.join(folder, PART_FILE))
-        self._delete_old_versions(folder, keep=writer.version)
+        keep = {writer.version, *([replaced.version] if replaced else [])}
+        with contextlib.suppress(OSError, pa.ArrowException):
+            self._delete_old_versions(folder, keep)
         return path
 
     @_names_the_store
@@ -787,11 +811,11 @@ class Lake:
             return [(posixpath.join(folder, PART_FILE), -1)]
         return [(posixpath.join(folder, part.path), part.row_groups) for part in manifest.parts]
 
-    def _delete_old_versions(self, folder: str, keep: str) -> None:
+    def _delete_old_versions(self, folder: str, keep: set[str]) -> None:
         """Deletes the `_parts/` versions of a partition that no reader needs any more.
 
         Kept: `keep`, and every version with a file written in the last `STALE_TEMPORARY_SECONDS`
-        (the one just replaced, whose readers may still be at it, and a concurrent writer's).
+        (a concurrent writer's, still writing).
         """
         parts = posixpath.join(folder, PARTS_FOLDER)
         cutoff = time.time() - STALE_TEMPORARY_SECONDS
@@ -802,13 +826,13 @@ class Lake:
             written = info.mtime.timestamp() if info.mtime is not None else time.time()
             newest[version] = max(newest.get(version, 0.0), written)
         for version, written in newest.items():
-            if version != keep and written < cutoff:
+            if version not in keep and written < cutoff:
                 with contextlib.suppress(OSError):
                     self.fs.delete_dir(posixpath.join(parts, version))
 
     @_names_the_store
     def partition_rows(self, dataset: str, key: str, value: dt.date) -> int:
-        """Rows in one partition's file, from its footer alone."""
+        """Rows in one partition, from its manifest or its file's footer alone."""
         return self.partition_layout(dataset, key, value)[1]
 
     @_names_the_store
@@ -859,10 +883,26 @@ class Lake:
 
         The row groups of a partition in parts are numbered on across its parts, in order.
         """
-        files = self._partition_files(dataset, key, value)
-        if len(files) == 1:
-            return functools.partial(read_row_groups, self.fs, files[0][0])
-        return functools.partial(read_parts_row_groups, self.fs, tuple(files))
+        return self.row_groups(dataset, key, value).read
+
+    @_names_the_store
+    def row_groups(self, dataset: str, key: str, value: dt.date) -> RowGroups:
+        """One partition's row groups as of one version: a reader, their count, rows and footer
+        from a single read of its manifest (or its file's footer), so that a version published
+        meanwhile cannot mix its files with the previous version's counts."""
+        folder = self.partition_dir(dataset, key, value)
+        manifest = self.manifest(dataset, key, value)
+        if manifest is not None:
+            files = tuple((posixpath.join(folder, p.path), p.row_groups) for p in manifest.parts)
+            read = functools.partial(read_parts_row_groups, self.fs, files)
+            return RowGroups(read, manifest.row_groups, manifest.rows, dict(manifest.footer))
+        path = posixpath.join(folder, PART_FILE)
+        with self.fs.open_input_file(path) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        found = metadata.metadata or {}
+        footer = {k.decode(): v.decode() for k, v in found.items() if not k.startswith(b"ARROW:")}
+        read = functools.partial(read_row_groups, self.fs, path)
+        return RowGroups(read, metadata.num_row_groups, metadata.num_rows, footer)
 
     # ---- internals ----
 

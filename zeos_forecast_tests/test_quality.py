@@ -540,3 +540,30 @@ def test_a_sorted_week_with_a_repeated_sku_is_hashed_and_fails():
     result = quality.sales_unique_skus(week)
     assert not result.passed
     assert result.metadata["duplicate_rows"] == 2
+
+
+def test_keys_of_unequal_length_are_padded_block_by_block_alike(monkeypatch):
+    monkeypatch.setattr(quality, "PADDING_BLOCK", 2)  # several blocks in a small week
+    last = [("A", "M"), ("A1", "M10"), ("A10", "M"), ("B", "M1"), ("B22", "M"), ("é", "M")]
+    now = [("A", "M"), ("A10", "M"), ("B", "M1"), ("B3", "M"), ("é", "M")]
+    week, before = (week_of(k, pd.ArrowDtype(pa.string())) for k in (now, last))
+    assert quality.sorted_skus(week).keys is not None
+
+    result = quality.sales_skus_retained(week, before)
+
+    assert result.metadata["skus_retained"] == 4
+    assert result.metadata["skus_new"] == 1
+    assert list(result.sample.itertuples(index=False, name=None)) == [("A1", "M10"), ("B22", "M")]
+
+
+def test_a_week_with_one_very_long_key_is_hashed_not_padded():
+    keys = [(f"A{i:03d}", "M") for i in range(50)] + [("Z" * 5_000, "M")]
+    week = week_of(keys, pd.ArrowDtype(pa.string()))
+    assert quality.sorted_skus(week).keys is None
+    assert quality.sales_unique_skus(week).metadata["skus"] == 51
+
+
+def test_a_week_without_a_key_column_has_no_sorted_keys_and_fails_its_rules_alone():
+    week = week_of([("A", "M"), ("B", "M")], pd.ArrowDtype(pa.string())).drop(columns="merchant_id")
+    assert quality.sorted_skus(week).keys is None
+    assert not quality.sales_schema(week).passed

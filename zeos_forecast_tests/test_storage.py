@@ -492,24 +492,47 @@ def test_unpublished_parts_leave_the_previous_version_whole_and_the_only_one_rea
     assert lake.read_window(PARTS, KEY, WEEK, WEEK)["sku"].tolist() == [0, 1, 2]
 
 
-def test_publishing_replaces_a_single_file_and_deletes_only_stale_versions(lake, tmp_path):
+def age(folder: Path) -> None:
+    """Makes every file under `folder` older than the stale age."""
+    stale = time.time() - STALE_TEMPORARY_SECONDS - 60
+    for path in folder.rglob("*"):
+        os.utime(path, (stale, stale))
+
+
+def test_publishing_replaces_a_single_file_and_deletes_only_versions_no_reader_needs(
+    lake, tmp_path
+):
     lake.write_partition(PARTS, KEY, WEEK, numbered(range(5)))  # as written before parts
     folder = tmp_path / "lake" / PARTS / f"{KEY}={WEEK}"
     publish(lake, numbered(range(2)))
     assert not (folder / "part-0.parquet").exists()
-    first = {p.name for p in (folder / "_parts").iterdir()}
+    [first] = (folder / "_parts").iterdir()
+    age(first)  # written long ago, and current until the next publication
     killed = lake.part_writer(PARTS, KEY, WEEK)
     killed.write(0, [numbered(range(9))])  # a writer killed before it published
-    stale = time.time() - STALE_TEMPORARY_SECONDS - 60
-    for part in (folder / "_parts" / killed.version).iterdir():
-        os.utime(part, (stale, stale))
+    age(folder / "_parts" / killed.version)
 
     publish(lake, numbered(range(3)))
 
     versions = {p.name for p in (folder / "_parts").iterdir()}
-    assert killed.version not in versions  # stale: deleted
-    assert first <= versions  # just replaced: its readers may still be reading it
+    assert killed.version not in versions  # stale and never published: deleted
+    assert first.name in versions  # just replaced: its readers may still be reading it
     assert lake.read_partition(PARTS, KEY, WEEK)["sku"].tolist() == [0, 1, 2]
+
+    publish(lake, numbered(range(4)))  # the next publication: the first version is stale
+
+    assert first.name not in {p.name for p in (folder / "_parts").iterdir()}
+    assert len(list((folder / "_parts").iterdir())) == 2  # the current one and the one before
+
+
+def test_a_reader_opened_before_a_publication_reads_its_own_version_whole(lake):
+    publish(lake, numbered(range(4)))
+    opened = lake.row_groups(PARTS, KEY, WEEK)
+
+    publish(lake, numbered(range(100, 110)), numbered(range(200, 210)))
+
+    assert (opened.groups, opened.rows) == (2, 4)
+    assert opened.read(range(opened.groups))["sku"].tolist() == [0, 1, 2, 3]
 
 
 def test_only_the_datasets_written_in_parts_can_be_published_in_parts(lake):

@@ -148,16 +148,16 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class ShardedInput:
-    """The feature frame of one origin as SKU-aligned row groups of a parquet file.
+    """The feature frame of one origin as SKU-aligned row groups (of its parts, in order).
 
     Attributes:
         read: `read(groups, columns, every, where)` returns those row groups as one frame
             (columns None: all; `every=("sku", k)`: only SKUs numbered by multiples of k;
             `where="active"`: only rows whose boolean column `active` is true). Picklable, so
             that Dask workers read their shards themselves.
-        groups: Row-group count of the file.
-        rows: Total rows (from the file's footer).
-        stats: The totals the features step wrote into the footer (None: scanned here).
+        groups: Row-group count of the partition (numbered on across its parts).
+        rows: Total rows (from the manifest, or the file's footer).
+        stats: The totals the features step recorded with it (None: scanned here).
     """
 
     read: Callable[..., pd.DataFrame]
@@ -174,7 +174,7 @@ class ShardedInput:
 
 @dataclass
 class WindowStats:
-    """What pass 1 must know before it starts: written into the features file's footer.
+    """What pass 1 must know before it starts: recorded in the features' manifest.
 
     Attributes:
         observed_rows: Rows with training weight > 0 (the ones a sample is drawn from).

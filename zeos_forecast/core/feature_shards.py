@@ -1,8 +1,9 @@
 """Feature shards: the window's feature frame built one article range at a time.
 
-A shard task reads its article range of the sales history, builds that part of the feature frame,
-writes it as its own part of the partition and returns the part and a summary; the run's process
-only adds up the summaries and publishes the parts, in order. Tasks run in the run's process or
+A shard task reads its article range of the sales history, builds that part of the feature frame
+and summarises it; the shard becomes its own part of the partition, written by the task itself on
+a Dask worker (no row travels to the run) or by the run's writer thread in the run's own process.
+The run adds up the summaries and publishes the parts, in order. Tasks run in the run's process or
 on Dask workers (everything here pickles, and nothing here imports Dagster, so a worker imports
 only what a shard needs).
 

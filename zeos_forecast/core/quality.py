@@ -67,6 +67,11 @@ SALES_FLOAT_COLUMNS = ("units_sold", "price", "list_price", "availability", "dem
 SALES_BOOL_COLUMNS = ("censored",)
 # Joins a SKU's two keys into one for the sorted-key path of the SKU rules (`sorted_skus`).
 KEY_SEPARATOR_BYTE = 0x1F
+# That path pads every key to the longest: it is taken while the padded keys take at most this
+# many times the bytes of the keys themselves (one malformed 10 kB key among millions would
+# otherwise ask for gigabytes), and pads unequal keys this many at a time.
+MAX_PADDING = 4
+PADDING_BLOCK = 1 << 20
 _QUANTILE = re.compile(r"^q(\d+(?:\.\d+)?)$")
 
 
@@ -624,10 +629,12 @@ def sorted_skus(frame: pd.DataFrame) -> SortedSkus:
     (on a week of 4.5M SKUs, `skus_unique` took 3.3 s and `skus_retained` 4.1 s by hashing).
     Each key is `article_id`, a unit separator (0x1F), `merchant_id`; numpy compares the bytes
     as Arrow does, so the order tested is the order searched. None (hash instead): another dtype,
-    a missing key, a key holding a NUL (numpy ignores trailing NULs) or the separator (two keys
-    could join alike), or keys that are not strictly increasing (a repeat, or another order).
+    a missing key column or value, a key holding a NUL (numpy ignores trailing NULs) or the
+    separator (two keys could join alike), keys that are not strictly increasing (a repeat, or
+    another order), or keys so unequal in length that padding them all to the longest would
+    take far more memory than they hold (`MAX_PADDING`).
     """
-    if len(frame) == 0:
+    if len(frame) == 0 or any(column not in frame.columns for column in KEY_COLUMNS):
         return SortedSkus(None)
     parts = []
     for column in KEY_COLUMNS:
@@ -648,7 +655,10 @@ def sorted_skus(frame: pd.DataFrame) -> SortedSkus:
     joined = pc.binary_join_element_wise(*parts, separator)
     if len(joined) > 1 and not pc.all(pc.less(joined[:-1], joined[1:])).as_py():
         return SortedSkus(None)
-    return SortedSkus(_fixed_width(joined))
+    longest = int(pc.max(pc.binary_length(joined)).as_py())
+    if len(joined) * longest > MAX_PADDING * max(joined.nbytes, 1):
+        return SortedSkus(None)
+    return SortedSkus(_fixed_width(joined, longest))
 
 
 def _holds_byte(array: pa.Array, values: tuple[int, ...]) -> bool:
@@ -660,25 +670,29 @@ def _holds_byte(array: pa.Array, values: tuple[int, ...]) -> bool:
     return any(bool((raw == value).any()) for value in values)  # (np.isin: 10x slower)
 
 
-def _fixed_width(array: pa.Array) -> np.ndarray:
-    """Strings (without NUL bytes) as a numpy bytes array of their longest length, NUL-padded."""
+def _fixed_width(array: pa.Array, width: int) -> np.ndarray:
+    """Strings (without NUL bytes) as a numpy bytes array of `width` (their longest length),
+    NUL-padded. Unequal lengths are placed a block of strings at a time (index arrays of a block,
+    not of every byte at once)."""
     kind = np.int64 if pa.types.is_large_string(array.type) else np.int32
     offsets = np.frombuffer(array.buffers()[1], dtype=kind)[
         array.offset : array.offset + len(array) + 1
     ]
     offsets = offsets.astype(np.int64)
     lengths = np.diff(offsets)
-    width = max(int(lengths.max()), 1)
-    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    width = max(width, 1)
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
     out = np.zeros(len(array) * width, dtype=np.uint8)
     if (lengths == width).all():
-        out[:] = data
-    else:
-        # Byte j of string i goes to i * width + (j - its offset).
-        target = np.repeat(
-            np.arange(len(array), dtype=np.int64) * width - (offsets[:-1] - offsets[0]), lengths
-        )
-        out[target + np.arange(len(data), dtype=np.int64)] = data
+        out[:] = data[offsets[0] : offsets[-1]]
+        return out.view(f"S{width}")
+    for first in range(0, len(array), PADDING_BLOCK):
+        last = min(first + PADDING_BLOCK, len(array))
+        starts, counts = offsets[first:last], lengths[first:last]
+        # Byte j of string i goes to i * width + (j - its start).
+        target = np.repeat(np.arange(first, last, dtype=np.int64) * width - starts, counts)
+        source = np.arange(offsets[first], offsets[last], dtype=np.int64)
+        out[target + source] = data[source]
     return out.view(f"S{width}")
 
 

@@ -122,10 +122,10 @@ def build_features(
 
     Reads the window's `sales_history` straight from the parquet dataset (a week filter), builds
     every SKU's weekly history with article and merchant metadata as static features, in one
-    piece or in shards of articles (the engine's shard size). The task that built a shard
-    writes it as its part of `demand_features/forecast_week=<origin>/` (sorted by SKU, every
-    row group holding whole SKUs), and the parts are published together by the partition's
-    manifest (`Lake.publish_parts`).
+    piece or in shards of articles (the engine's shard size). Each shard is its own part of
+    `demand_features/forecast_week=<origin>/` (sorted by SKU, every row group holding whole
+    SKUs), written by the Dask worker that built it or, in this process, by this thread; the
+    parts are published together by the partition's manifest (`Lake.publish_parts`).
 
     Raises:
         OriginNotValidatedError: `sales_history` has no partition for `origin`.
@@ -236,7 +236,8 @@ def forecast(
     from .model import train_and_score
 
     started = time.perf_counter()
-    groups, rows = lake.partition_layout(DEMAND_FEATURES, ORIGIN_KEY, origin)
+    opened = lake.row_groups(DEMAND_FEATURES, ORIGIN_KEY, origin)  # one version throughout
+    rows = opened.rows
     plans, plan_weeks = horizon_plans(lake, origin, settings.horizon)
     picker = SkuPicker(seed=settings.seed)
     with open_engine(engine or EngineSettings(), rows, report) as running:
@@ -255,10 +256,10 @@ def forecast(
             writing = time.perf_counter() - started
             seconds = {"read": read_seconds, **result.seconds, "write": writing}
         else:
-            footer = lake.partition_footer(DEMAND_FEATURES, ORIGIN_KEY, origin)
+            footer = opened.footer
             source = ShardedInput(
-                read=lake.row_group_reader(DEMAND_FEATURES, ORIGIN_KEY, origin),
-                groups=groups,
+                read=opened.read,
+                groups=opened.groups,
                 rows=rows,
                 stats=WindowStats.from_json(footer[FOOTER_KEY]) if FOOTER_KEY in footer else None,
             )

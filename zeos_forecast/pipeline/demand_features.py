@@ -69,7 +69,7 @@ def demand_features(
     fan-in of partitions), fills gaps and stockouts from each SKU's own recent demand with zero
     training weight, carries prices forward, adds discount depth and article/merchant metadata as
     static features. A window larger than the memory budget is built in shards of articles (a
-    key-range read each), each written as its own part by the worker that built it. Writes
+    key-range read each), each its own part (written by the Dask worker that built it). Writes
     `demand_features/forecast_week=W/`: the parts, sorted by SKU, every row group holding whole
     SKUs, published at once by `_manifest.json`. A window with fewer than `min_history_weeks`
     weeks of sales rows is refused: the run fails saying so, and nothing downstream (forecast,
