@@ -838,25 +838,14 @@ class Lake:
     @_names_the_store
     def partition_layout(self, dataset: str, key: str, value: dt.date) -> tuple[int, int]:
         """(row groups, rows) of one partition, from its manifest or its file's footer alone."""
-        manifest = self.manifest(dataset, key, value)
-        if manifest is not None:
-            return manifest.row_groups, manifest.rows
-        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
-        with self.fs.open_input_file(path) as handle:
-            metadata = pq.ParquetFile(handle).metadata
-            return metadata.num_row_groups, metadata.num_rows
+        opened = self.row_groups(dataset, key, value)
+        return opened.groups, opened.rows
 
     @_names_the_store
     def partition_footer(self, dataset: str, key: str, value: dt.date) -> dict[str, str]:
         """The key-value metadata a batch writer's `footer` put into one partition's file (or
         its manifest)."""
-        manifest = self.manifest(dataset, key, value)
-        if manifest is not None:
-            return dict(manifest.footer)
-        path = posixpath.join(self.partition_dir(dataset, key, value), PART_FILE)
-        with self.fs.open_input_file(path) as handle:
-            found = pq.ParquetFile(handle).metadata.metadata or {}
-        return {k.decode(): v.decode() for k, v in found.items() if not k.startswith(b"ARROW:")}
+        return self.row_groups(dataset, key, value).footer
 
     @_names_the_store
     def file_column_max(self, dataset: str, column: str) -> object | None:
