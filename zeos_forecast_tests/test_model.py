@@ -28,6 +28,7 @@ from zeos_forecast.core.model import (
     USUAL_WEEKS,
     RelativeInputs,
     _AlongPointPath,
+    fit_concurrency,
     fit_models,
     future_inputs,
     level_column,
@@ -672,6 +673,57 @@ def test_fit_threads_0_trains_on_every_core():
     for model in _fitted_with(threads=1, fit_threads=0).values():
         assert model.booster_.params["num_threads"] == usable_cores()
         assert model.threads == 1
+
+
+def _five_models_fitted_with(**threads) -> dict[str, str]:
+    """The point, its twin and three quantiles fitted on 20,000 rows: each model's text."""
+    rng = np.random.default_rng(11)
+    level = rng.uniform(0.5, 30.0, 20_000).astype("float32")
+    y = rng.poisson(level).astype("float32")
+    x = pd.DataFrame(
+        {
+            "weight": rng.choice([0.5, 1.0], len(level)).astype("float32"),
+            "lag1": rng.poisson(level).astype("float32"),
+            LEVEL_COLUMN: level,
+            "price": rng.uniform(1.0, 2.0, len(level)).astype("float32"),
+        }
+    )
+    settings = ForecastSettings(
+        n_estimators=20,
+        point_estimators=20,
+        point_objective="tweedie",
+        level_twin="on",
+        **threads,
+    )
+    forecaster = make_forecaster(settings)
+    trees = Progress("fitting", settings.trees_per_fit, "trees", None)
+    fit_models(forecaster, x, y, trees, settings)
+    assert trees.done == settings.trees_per_fit
+    return {name: model.booster_.model_to_string() for name, model in forecaster.models_.items()}
+
+
+def test_models_grown_side_by_side_are_the_models_grown_one_after_the_other():
+    side_by_side = _five_models_fitted_with(threads=2, fit_threads=1)
+    one_after_another = _five_models_fitted_with(threads=1, fit_threads=1)
+
+    assert set(side_by_side) == {"forecast", TWIN, "q10", "q50", "q90"}
+    assert side_by_side == one_after_another
+
+
+@pytest.mark.parametrize(
+    ("threads", "fit_threads", "at_once"),
+    [(2, 1, 2), (1, 1, 1), (2, 2, 1), (8, 3, 2), (1, 4, 1), (0, 0, 1)],
+)
+def test_as_many_models_grow_at_once_as_the_cores_hold_at_fit_threads_each(
+    threads, fit_threads, at_once
+):
+    settings = ForecastSettings(threads=threads, fit_threads=fit_threads)
+
+    assert fit_concurrency(settings) == at_once
+
+
+def test_every_core_grows_a_model_by_default():
+    assert fit_concurrency(ForecastSettings()) == usable_cores()
 
 
 @pytest.mark.parametrize("field", ["threads", "fit_threads"])

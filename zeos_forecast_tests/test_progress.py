@@ -1,5 +1,6 @@
 """Progress lines of long steps: done/total, rate and ETA, at a bounded frequency."""
 
+import threading
 import time
 
 from zeos_forecast.core.progress import Progress
@@ -42,3 +43,21 @@ def test_no_report_callable_means_silence():
     progress = Progress("quiet", 2, "rows", None, every_seconds=0)
     progress.advance(2)
     assert progress.done == 2 and time.perf_counter() >= progress.started
+
+
+def test_units_done_on_several_threads_at_once_are_all_counted_and_reported_once_done():
+    reports = []
+    progress = Progress("fitting", 4 * 20_000, "trees", reports.append, every_seconds=3600)
+
+    def work():
+        for _ in range(20_000):
+            progress.advance()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert progress.done == 80_000
+    assert reports[-1].startswith("fitting: 80,000/80,000 trees (100%")

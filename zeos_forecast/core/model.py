@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -382,18 +383,16 @@ def fit_models(
         quantile_rows = lgb.Dataset(
             matrix[chosen], label=label[chosen], reference=dataset, free_raw_data=False, **described
         )
-    models = {}
-    for name, objective in objectives.items():
-        booster = lgb.train(
-            {**params, **objective},
-            dataset if name == POINT else quantile_rows,
-            num_boost_round=settings.point_estimators or rounds if name == POINT else rounds,
-            callbacks=[lambda _env: trees.advance()],
+    # Each model is set up here, one after the other, as `lgb.train` would; then they grow
+    # side by side (`fit_concurrency`), each on `fit_threads`, the longest first.
+    growing = {
+        POINT: _Growing.of(
+            {**params, **objectives[POINT]}, dataset, settings.point_estimators or rounds
         )
-        models[name] = FittedBooster(booster, list(inputs.columns), categories)
-    twin = settings.level_twin == "on"
-    level_name = level_column(settings.rolling_windows)
-    relative = RelativeInputs.of(list(inputs.columns), level_name) if twin else None
+    }
+    relative = None
+    if settings.level_twin == "on":
+        relative = RelativeInputs.of(list(inputs.columns), level_column(settings.rolling_windows))
     if relative is not None:
         scaled, level = relative.scale(matrix)
         rows = level > LEVEL_FLOOR
@@ -407,17 +406,82 @@ def fit_models(
                 params={"verbosity": -1, "seed": settings.seed},
                 **described,
             )
-            booster = lgb.train(
-                {**params, **objectives[POINT]},
-                twin_rows,
-                num_boost_round=settings.point_estimators or rounds,
-                callbacks=[lambda _env: trees.advance()],
+            growing[TWIN] = _Growing.of(
+                {**params, **objectives[POINT]}, twin_rows, growing[POINT].rounds
             )
-            models[TWIN] = FittedBooster(booster, list(inputs.columns), categories, False, relative)
+    for name, objective in objectives.items():
+        if name != POINT:
+            growing[name] = _Growing.of({**params, **objective}, quantile_rows, rounds)
+    grown = grow_boosters(growing, trees, fit_concurrency(settings))
+    columns = list(inputs.columns)
+    models = {
+        name: FittedBooster(booster, columns, categories)
+        if name != TWIN
+        else FittedBooster(booster, columns, categories, False, relative)
+        for name, booster in grown.items()
+    }
     # Trained on `fit_threads`, they score on `threads`: a prediction is one parallel pass over
     # the rows, not thousands of steps that wait for each other.
     scoring = _cores(settings.threads)
     forecaster.models_ = {name: model.with_threads(scoring) for name, model in models.items()}
+
+
+def fit_concurrency(settings: ForecastSettings) -> int:
+    """How many models grow at once: as many as the cores hold at `fit_threads` each.
+
+    Each model trains on `fit_threads` (one by default, see `ForecastSettings.fit_threads`), so
+    on a machine of `threads` cores the five models of a fit (the point, its twin, three
+    quantiles) would otherwise leave every core but one idle. Models grown side by side are the
+    same models as grown one after the other: each has its own booster and its own thread.
+    """
+    return max(1, _cores(settings.threads) // _cores(settings.fit_threads))
+
+
+@dataclass
+class _Growing:
+    """A booster set up on its training rows, as `lgb.train` sets it up, before it grows."""
+
+    booster: lgb.Booster
+    rounds: int
+    rows_handle: int  # the rows LightGBM's booster holds
+
+    @classmethod
+    def of(cls, params: dict[str, Any], rows: lgb.Dataset, rounds: int) -> _Growing:
+        rows._update_params(params)
+        try:
+            booster = lgb.Booster(params=params, train_set=rows)
+        finally:
+            rows._reverse_update_params()
+        booster.best_iteration = 0
+        return cls(booster, rounds, rows._handle.value)
+
+
+def grow_boosters(
+    growing: dict[str, _Growing], trees: Progress, concurrency: int
+) -> dict[str, lgb.Booster]:
+    """Grows each booster by its rounds, `concurrency` of them at once, in the order given.
+
+    LightGBM grows a tree without holding Python's lock, so the threads run on cores of their
+    own. Every booster is set up before any grows; setting one up on shared rows could rebuild
+    them under another's parameters, which is checked here rather than left to chance.
+    """
+
+    def grow(name: str) -> lgb.Booster:
+        model = growing[name]
+        rows = model.booster.train_set
+        if rows._handle is None or rows._handle.value != model.rows_handle:
+            raise RuntimeError(f"the training rows of model {name!r} were rebuilt while set up")
+        for _ in range(model.rounds):
+            model.booster.update()
+            trees.advance()
+        # As `lgb.train` leaves it: the model alone, without its training rows.
+        return model.booster.model_from_string(model.booster.model_to_string()).free_dataset()
+
+    if concurrency <= 1 or len(growing) <= 1:
+        return {name: grow(name) for name in growing}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fit") as pool:
+        futures = {name: pool.submit(grow, name) for name in growing}
+        return {name: future.result() for name, future in futures.items()}
 
 
 def quantile_sample(weight: np.ndarray, seed: int) -> np.ndarray:

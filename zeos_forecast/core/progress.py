@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -35,13 +36,16 @@ class Progress:
         self.every_seconds = every_seconds
         self.done = 0
         self.started = self._last = time.perf_counter()
+        # Models fitted at once advance one count from several threads.
+        self._lock = threading.Lock()
 
     def advance(self, amount: int = 1) -> None:
-        self.done += int(amount)
-        now = time.perf_counter()
-        if self.done >= self.total or now - self._last >= self.every_seconds:
-            self._last = now
-            self._emit(now)
+        with self._lock:
+            self.done += int(amount)
+            now = time.perf_counter()
+            if self.done >= self.total or now - self._last >= self.every_seconds:
+                self._last = now
+                self._emit(now)
 
     def _emit(self, now: float) -> None:
         if self.report is None:

@@ -140,7 +140,9 @@ class ForecastSettings:
             process (the Dagster daemon, the webserver, another run) holds one of the cores,
             training fell to 5–30 % of its quiet speed; one thread kept 76 % of its own,
             which on an idle machine is 15–70 % slower than two. Measured with
-            `zeos-forecast bench contention` (docs/reliability.md).
+            `zeos-forecast bench contention` (docs/reliability.md). The models of a fit grow
+            side by side, as many at once as `threads` cores hold at `fit_threads` each
+            (`model.fit_concurrency`), so every core trains and none waits for another.
         lgbm_params: Any further LightGBM parameters, passed through as they are.
         predictor: How the fitted models score. `compiled`: each forest compiled to native code
             once per run (lleaves: the same numbers as LightGBM, several times faster, after
