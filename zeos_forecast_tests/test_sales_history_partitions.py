@@ -96,3 +96,41 @@ def test_a_week_holds_what_the_pandas_contract_and_derive_demand_make_of_its_dro
         pd.testing.assert_frame_equal(
             written(root, week).read().to_pandas(), as_the_pandas_pipeline_wrote_it(root, week)
         )
+
+
+def test_a_bad_week_in_a_range_fails_the_run_naming_it_after_every_week_before_it_is_written(
+    landing_factory,
+):
+    # Six weeks read two at a time: the fourth is bad, the fifth and sixth are good.
+    last = WEEK + dt.timedelta(weeks=4)
+    weeks = [last - dt.timedelta(weeks=n) for n in range(5, -1, -1)]
+    root = landing_factory(SKUS, len(weeks), last, seed=7)
+    bad = weeks[3]
+    [drop_file] = (root / "landing" / "sales" / f"week={bad}").glob("*.parquet")
+    frame = pd.read_parquet(drop_file)
+    frame.loc[frame.index[:3], "units_sold"] = -1.0
+    frame.to_parquet(drop_file, index=False)
+
+    result = dg.materialize(
+        [weekly_graph.sales_history],
+        resources={"lake": LakeResource(root=str(root))},
+        instance=dg.DagsterInstance.ephemeral(),
+        tags={
+            "dagster/asset_partition_range_start": weeks[0].isoformat(),
+            "dagster/asset_partition_range_end": weeks[-1].isoformat(),
+        },
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    message = str(failure.step_failure_data.error)
+    assert drop_file.name in message and "units_sold" in message
+    assert [(root / "sales_history" / f"week={w}").is_dir() for w in weeks] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
