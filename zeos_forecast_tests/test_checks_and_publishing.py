@@ -165,6 +165,35 @@ def test_schema_keys_values_and_missing_weeks_pass_on_every_generated_week(publi
         assert failed == [], name
 
 
+def test_a_week_broken_in_the_lake_fails_its_own_checks_and_no_other_weeks(published, tmp_path):
+    # Weeks are read and checked two at a time: a duplicated SKU and a negative unit in one week
+    # of the range fail that week's rules, reported with its partition, and every week in order.
+    root = tmp_path / "lake"
+    shutil.copytree(published.root, root)
+    broken = HISTORY[-6]
+    path = root / "sales_history" / f"week={broken}" / "part-0.parquet"
+    frame = pd.read_parquet(path)
+    frame.loc[1, "units_sold"] = -2.0
+    pd.concat([frame.iloc[:1], frame], ignore_index=True).to_parquet(path, index=False)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*ASSETS, *CHECKS],
+            selection=dg.AssetSelection.checks(sales_history_checks),
+            resources={"lake": LakeResource(root=str(root)), "compute": ComputeResource()},
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": HISTORY[-10].isoformat(),
+                "dagster/asset_partition_range_end": HISTORY[-1].isoformat(),
+            },
+        )
+
+    reported = [(e.partition, e.check_name) for e in result.get_asset_check_evaluations()]
+    assert reported == [(w.isoformat(), n) for w in HISTORY[-10:] for n in SALES_HISTORY_CHECKS]
+    failed = {(w, n) for (n, w), e in evaluations(result).items() if not e.passed}
+    assert {(broken.isoformat(), "skus_unique"), (broken.isoformat(), "values_valid")} <= failed
+    assert {n for w, n in failed if w != broken.isoformat()} <= {"volume_stable", "skus_retained"}
+
+
 def test_history_warnings_have_warn_severity_and_carry_their_numbers(published):
     found = evaluations(published.history)
     landing_units = read(published.root, f"landing/sales/week={WEEK}/part-0.parquet")["units_sold"]
