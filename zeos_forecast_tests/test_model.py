@@ -3,6 +3,7 @@
 import datetime as dt
 from dataclasses import replace
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,9 +29,11 @@ from zeos_forecast.core.model import (
     USUAL_WEEKS,
     RelativeInputs,
     _AlongPointPath,
+    _Growing,
     fit_concurrency,
     fit_models,
     future_inputs,
+    grow_boosters,
     level_column,
     make_forecaster,
     point_factor,
@@ -787,3 +790,44 @@ def test_inputs_planned_for_most_of_the_horizon_are_kept(promotions):
     assert result.planned_share["promo"] == pytest.approx(0.75)
     by_week = result.table.groupby("horizon")[POINT].mean()
     assert by_week.loc[1] > 1.8 * by_week.loc[4]  # a planned promotion week, then a week without
+
+
+def test_models_grown_side_by_side_say_nothing_on_the_console(capfd):
+    _five_models_fitted_with(threads=2, fit_threads=1)
+
+    printed = capfd.readouterr()
+    assert "[LightGBM]" not in printed.out + printed.err
+
+
+@pytest.mark.parametrize("objective", ["mape", "tweedie", "quantile"])
+def test_a_booster_grown_beside_another_is_the_one_lgb_train_makes(objective):
+    rng = np.random.default_rng(4)
+    inputs = rng.uniform(0.0, 10.0, (5_000, 4))
+    label = rng.poisson(1.0 + inputs[:, 0]).astype("float64") + 1.0
+    params = {
+        "objective": objective,
+        "num_leaves": 31,
+        "min_data_in_leaf": 40,
+        "feature_fraction": 0.65,
+        "bagging_fraction": 0.87,
+        "bagging_freq": 3,
+        "num_threads": 1,
+        "deterministic": True,
+        "seed": 0,
+        "verbosity": -1,
+    }
+
+    def rows() -> lgb.Dataset:
+        return lgb.Dataset(inputs, label=label, params={"verbosity": -1, "seed": 0})
+
+    trained = lgb.train(params, rows(), num_boost_round=30)
+    growing = {
+        "this": _Growing.of(params, rows(), 30),
+        "another": _Growing.of({**params, "objective": "l2"}, rows(), 30),
+    }
+    grown = grow_boosters(growing, Progress("fitting", 60, "trees", None), concurrency=2)
+
+    def trees(booster: lgb.Booster) -> str:
+        return booster.model_to_string().split("\nparameters:")[0]
+
+    assert trees(grown["this"]) == trees(trained)

@@ -466,22 +466,39 @@ def grow_boosters(
     them under another's parameters, which is checked here rather than left to chance.
     """
 
-    def grow(name: str) -> lgb.Booster:
+    def grow(name: str) -> None:
         model = growing[name]
         rows = model.booster.train_set
         if rows._handle is None or rows._handle.value != model.rows_handle:
             raise RuntimeError(f"the training rows of model {name!r} were rebuilt while set up")
+        _log_level_of_this_thread(model.booster.params.get("verbosity", -1))
         for _ in range(model.rounds):
             model.booster.update()
             trees.advance()
-        # As `lgb.train` leaves it: the model alone, without its training rows.
-        return model.booster.model_from_string(model.booster.model_to_string()).free_dataset()
 
     if concurrency <= 1 or len(growing) <= 1:
-        return {name: grow(name) for name in growing}
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fit") as pool:
-        futures = {name: pool.submit(grow, name) for name in growing}
-        return {name: future.result() for name, future in futures.items()}
+        for name in growing:
+            grow(name)
+    else:
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fit") as pool:
+            for future in [pool.submit(grow, name) for name in growing]:
+                future.result()
+    # As `lgb.train` leaves each: the model alone, without its training rows.
+    return {
+        name: model.booster.model_from_string(model.booster.model_to_string()).free_dataset()
+        for name, model in growing.items()
+    }
+
+
+def _log_level_of_this_thread(verbosity: int) -> None:
+    """Sets LightGBM's log level on the calling thread.
+
+    LightGBM keeps its log level per thread, and a new thread starts at "info": the models
+    growing on a pool's threads would print to the console whatever their `verbosity`. Only a
+    LightGBM call that reads parameters sets it, so this one builds a one-row dataset.
+    (Resetting the booster's own parameters would also reset its bagging, and change the model.)
+    """
+    lgb.Dataset(np.zeros((1, 1)), params={"verbosity": verbosity}).construct()
 
 
 def quantile_sample(weight: np.ndarray, seed: int) -> np.ndarray:
