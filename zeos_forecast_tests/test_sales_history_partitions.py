@@ -33,18 +33,23 @@ def landing(landing_factory) -> Path:
     return landing_factory(SKUS, len(WEEKS), WEEK, seed=5)
 
 
-def materialize(root: Path, monkeypatch) -> None:
-    monkeypatch.setattr(history, "HISTORY_ROW_GROUP_ROWS", SMALL_ROW_GROUPS)
-    result = dg.materialize(
+def run_range(root: Path, weeks: list[dt.date], **options) -> dg.ExecuteInProcessResult:
+    """`sales_history` for `weeks[0] .. weeks[-1]` in one run, as a range backfill runs."""
+    return dg.materialize(
         [weekly_graph.sales_history],
         resources={"lake": LakeResource(root=str(root))},
         instance=dg.DagsterInstance.ephemeral(),
         tags={
-            "dagster/asset_partition_range_start": WEEKS[0].isoformat(),
-            "dagster/asset_partition_range_end": WEEKS[-1].isoformat(),
+            "dagster/asset_partition_range_start": weeks[0].isoformat(),
+            "dagster/asset_partition_range_end": weeks[-1].isoformat(),
         },
+        **options,
     )
-    assert result.success
+
+
+def materialize(root: Path, monkeypatch) -> None:
+    monkeypatch.setattr(history, "HISTORY_ROW_GROUP_ROWS", SMALL_ROW_GROUPS)
+    assert run_range(root, WEEKS).success
 
 
 def written(root: Path, week: dt.date) -> pq.ParquetFile:
@@ -111,16 +116,7 @@ def test_a_bad_week_in_a_range_fails_the_run_naming_it_after_every_week_before_i
     frame.loc[frame.index[:3], "units_sold"] = -1.0
     frame.to_parquet(drop_file, index=False)
 
-    result = dg.materialize(
-        [weekly_graph.sales_history],
-        resources={"lake": LakeResource(root=str(root))},
-        instance=dg.DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": weeks[0].isoformat(),
-            "dagster/asset_partition_range_end": weeks[-1].isoformat(),
-        },
-        raise_on_error=False,
-    )
+    result = run_range(root, weeks, raise_on_error=False)
 
     assert not result.success
     [failure] = [event for event in result.all_events if event.is_step_failure]

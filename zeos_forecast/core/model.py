@@ -476,13 +476,9 @@ def grow_boosters(
             model.booster.update()
             trees.advance()
 
-    if concurrency <= 1 or len(growing) <= 1:
-        for name in growing:
-            grow(name)
-    else:
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fit") as pool:
-            for future in [pool.submit(grow, name) for name in growing]:
-                future.result()
+    with ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="fit") as pool:
+        for future in [pool.submit(grow, name) for name in growing]:
+            future.result()
     # As `lgb.train` leaves each: the model alone, without its training rows.
     return {
         name: model.booster.model_from_string(model.booster.model_to_string()).free_dataset()
