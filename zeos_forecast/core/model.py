@@ -471,7 +471,7 @@ def grow_boosters(
         rows = model.booster.train_set
         if rows._handle is None or rows._handle.value != model.rows_handle:
             raise RuntimeError(f"the training rows of model {name!r} were rebuilt while set up")
-        _log_level_of_this_thread(model.booster.params.get("verbosity", -1))
+        set_log_level_of_this_thread(model.booster.params.get("verbosity", -1))
         for _ in range(model.rounds):
             model.booster.update()
             trees.advance()
@@ -486,7 +486,7 @@ def grow_boosters(
     }
 
 
-def _log_level_of_this_thread(verbosity: int) -> None:
+def set_log_level_of_this_thread(verbosity: int) -> None:
     """Sets LightGBM's log level on the calling thread.
 
     LightGBM keeps its log level per thread, and a new thread starts at "info": the models
