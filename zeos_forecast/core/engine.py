@@ -43,13 +43,13 @@ from .model import (
     _assemble,
     _calibration_offsets,
     _lgbm_params,
+    calibrate_beside,
     compile_for_scoring,
     fit_models,
     future_inputs,
     make_forecaster,
     modelled_inputs,
     score,
-    set_log_level_of_this_thread,
     training_sample,
 )
 from .progress import Progress, Report
@@ -238,19 +238,14 @@ def _calibrate(
     settings: ForecastSettings,
     trees: Progress,
     plans: pd.DataFrame | None,
-) -> tuple[pd.DataFrame | None, float]:
-    """The calibration offsets learned on the calibration SKUs' rows, and the seconds it took."""
-    started = time.perf_counter()
-    set_log_level_of_this_thread(_lgbm_params(settings)["verbosity"])
-    offsets = None
+) -> pd.DataFrame | None:
+    """The calibration offsets learned on the calibration SKUs' rows (None: none learnt)."""
     ids = np.sort(sample.loc[sample["active"], "sku"].unique())
-    if len(ids):
-        future = future_inputs(sample, origin.date(), settings.horizon, dynamic, plans)
-        planned = [c for c, s in future.planned_share.items() if s >= PLANNED_SHARE]
-        offsets = _calibration_offsets(
-            sample, origin, ids, dynamic, static, settings, trees, planned
-        )
-    return offsets, time.perf_counter() - started
+    if len(ids) == 0:
+        return None
+    future = future_inputs(sample, origin.date(), settings.horizon, dynamic, plans)
+    planned = [c for c, s in future.planned_share.items() if s >= PLANNED_SHARE]
+    return _calibration_offsets(sample, origin, ids, dynamic, static, settings, trees, planned)
 
 
 def train_and_score_sharded(
@@ -343,7 +338,10 @@ def train_and_score_sharded(
     try:
         if settings.calibration_weeks:
             calibrating = pool.submit(
-                _calibrate, sample, origin_ts, dynamic, static, settings, trees, plans
+                calibrate_beside,
+                _calibrate,
+                (sample, origin_ts, dynamic, static, settings, trees, plans),
+                settings,
             )
         started = time.perf_counter()
         forecaster = make_forecaster(settings)
