@@ -20,7 +20,6 @@ model per level, through mlforecast); they differ in what is in memory at once.
 
 from __future__ import annotations
 
-import concurrent.futures
 import copy
 import dataclasses
 import datetime as dt
@@ -43,7 +42,6 @@ from .model import (
     _assemble,
     _calibration_offsets,
     _lgbm_params,
-    calibrate_beside,
     compile_for_scoring,
     fit_models,
     future_inputs,
@@ -230,24 +228,6 @@ def _score_shard(plan: _Plan, forecaster, offsets, source: ShardedInput, groups:
     return table, future.planned_share, len(ids)
 
 
-def _calibrate(
-    sample: pd.DataFrame,
-    origin: pd.Timestamp,
-    dynamic: list[str],
-    static: list[str],
-    settings: ForecastSettings,
-    trees: Progress,
-    plans: pd.DataFrame | None,
-) -> pd.DataFrame | None:
-    """The calibration offsets learned on the calibration SKUs' rows (None: none learnt)."""
-    ids = np.sort(sample.loc[sample["active"], "sku"].unique())
-    if len(ids) == 0:
-        return None
-    future = future_inputs(sample, origin.date(), settings.horizon, dynamic, plans)
-    planned = [c for c, s in future.planned_share.items() if s >= PLANNED_SHARE]
-    return _calibration_offsets(sample, origin, ids, dynamic, static, settings, trees, planned)
-
-
 def train_and_score_sharded(
     source: ShardedInput,
     origin: dt.date,
@@ -329,47 +309,40 @@ def train_and_score_sharded(
     trees = Progress("fitting LightGBM", per_fit * fits, "trees", report)
     sample = concat_frames(calibration_frames)
     del calibration_frames
-    # The calibration fit (on the calibration SKUs' rows) and the main fit (on the sampled rows)
-    # need nothing from each other: the calibration runs on a thread of its own beside the main
-    # fit and compiling, and scoring waits for its offsets. Their boosters share the cores, so
-    # neither fit leaves a core idle at its end while its last model grows.
-    calibrating = None
-    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="calibrate")
-    try:
-        if settings.calibration_weeks:
-            calibrating = pool.submit(
-                calibrate_beside,
-                _calibrate,
-                (sample, origin_ts, dynamic, static, settings, trees, plans),
-                settings,
-            )
+    offsets = None
+    if settings.calibration_weeks:
         started = time.perf_counter()
-        forecaster = make_forecaster(settings)
-        # The forecaster's own series state (feature layout, weight column) comes from the small
-        # calibration sample; the models are fitted on the rows sampled from every shard.
-        forecaster.preprocess(
-            _training_frame(sample, dynamic, static),
-            static_features=static,
-            weight_col="weight",
-            dropna=False,
-            validate_data=False,
-        )
-        del sample
-        fit_models(forecaster, x, y, trees, settings)
-        train_rows = len(x)
-        del x, y
-        seconds["fit"] = time.perf_counter() - started
-        predictions = stats.active_skus * settings.horizon
-        compiling = compile_for_scoring(forecaster, predictions, settings, report)
-        if compiling is not None:
-            seconds["compile"] = compiling
-        offsets = None
-        if calibrating is not None:
-            offsets, seconds["calibrate"] = calibrating.result()
-            if offsets is None:
-                trees.total -= per_fit
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        sample_ids = np.sort(sample.loc[sample["active"], "sku"].unique())
+        if len(sample_ids):
+            future = future_inputs(sample, origin, settings.horizon, dynamic, plans)
+            planned = [c for c, s in future.planned_share.items() if s >= PLANNED_SHARE]
+            offsets = _calibration_offsets(
+                sample, origin_ts, sample_ids, dynamic, static, settings, trees, planned
+            )
+        if offsets is None:
+            trees.total -= per_fit
+        seconds["calibrate"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    forecaster = make_forecaster(settings)
+    # The forecaster's own series state (feature layout, weight column) comes from the small
+    # calibration sample; the models are fitted on the rows sampled from every shard.
+    forecaster.preprocess(
+        _training_frame(sample, dynamic, static),
+        static_features=static,
+        weight_col="weight",
+        dropna=False,
+        validate_data=False,
+    )
+    del sample
+    fit_models(forecaster, x, y, trees, settings)
+    train_rows = len(x)
+    del x, y
+    seconds["fit"] = time.perf_counter() - started
+    predictions = stats.active_skus * settings.horizon
+    compiling = compile_for_scoring(forecaster, predictions, settings, report)
+    if compiling is not None:
+        seconds["compile"] = compiling
 
     started = time.perf_counter()
     totals = {"rows": 0, "sum": 0.0, "skus": 0}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 import warnings
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,38 +150,19 @@ def train_and_score(
         dynamic, plans, origin_ts, settings.horizon, len(active_ids), settings
     )
     future = future_inputs(features, origin, settings.horizon, dynamic, plans)
-    planned = [c for c, share in future.planned_share.items() if share >= PLANNED_SHARE]
-    # The calibration fit runs on a thread of its own beside the main fit (their boosters share
-    # the cores); scoring waits for it, so that no prediction competes with growing trees.
-    calibrated: dict[str, pd.DataFrame | None] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calibrate") as pool:
-        calibrating = None
-        if settings.calibration_weeks:
-            calibrating = pool.submit(
-                calibrate_beside,
-                _calibration_offsets,
-                (features, origin_ts, active_ids, dynamic, static, settings, trees, planned),
-                settings,
-            )
-
-        def wait_for_calibration() -> None:
-            if calibrating is not None:
-                calibrated["offsets"], seconds["calibrate"] = calibrating.result()
-                if calibrated["offsets"] is None:  # too little history before the held-back
-                    trees.total -= per_fit  # weeks: one fit only
-
-        fitted = _fit_and_score(
-            features,
-            origin_ts,
-            active_ids,
-            future.frame,
-            dynamic,
-            static,
-            settings,
-            trees,
-            before_scoring=wait_for_calibration,
+    offsets = None
+    if settings.calibration_weeks:
+        started = time.perf_counter()
+        planned = [c for c, share in future.planned_share.items() if share >= PLANNED_SHARE]
+        offsets = _calibration_offsets(
+            features, origin_ts, active_ids, dynamic, static, settings, trees, planned
         )
-    offsets = calibrated.get("offsets")
+        seconds["calibrate"] = time.perf_counter() - started
+        if offsets is None:  # too little history before the held-back weeks: one fit only
+            trees.total -= per_fit
+    fitted = _fit_and_score(
+        features, origin_ts, active_ids, future.frame, dynamic, static, settings, trees
+    )
     seconds |= fitted.seconds
     started = time.perf_counter()
     table = _assemble(fitted.scores, features, origin_ts, settings, offsets)
@@ -259,11 +239,9 @@ def _fit_and_score(
     settings: ForecastSettings,
     trees: Progress,
     horizon: int | None = None,
-    before_scoring: Callable[[], None] | None = None,
 ) -> _Fitted:
     """One MLForecast fit on the rows up to `origin`, scored `horizon` weeks ahead for `ids`.
 
-    `before_scoring` is called once the models are fitted and compiled, before they score.
     Returns raw scores (`unique_id`, `ds`, the point and every quantile, on the demand scale).
     """
     horizon = horizon or settings.horizon
@@ -290,8 +268,6 @@ def _fit_and_score(
     if compiling is not None:
         seconds["compile"] = compiling
 
-    if before_scoring is not None:
-        before_scoring()
     started = time.perf_counter()
     scores = score(forecaster, ids, future if dynamic else None, origin, settings, horizon)
     seconds["predict"] = time.perf_counter() - started
@@ -495,7 +471,7 @@ def grow_boosters(
         rows = model.booster.train_set
         if rows._handle is None or rows._handle.value != model.rows_handle:
             raise RuntimeError(f"the training rows of model {name!r} were rebuilt while set up")
-        set_log_level_of_this_thread(model.booster.params.get("verbosity", -1))
+        _log_level_of_this_thread(model.booster.params.get("verbosity", -1))
         for _ in range(model.rounds):
             model.booster.update()
             trees.advance()
@@ -510,19 +486,7 @@ def grow_boosters(
     }
 
 
-def calibrate_beside(
-    calibration: Callable[..., pd.DataFrame | None], arguments: tuple, settings: ForecastSettings
-) -> tuple[pd.DataFrame | None, float]:
-    """`calibration(*arguments)` on a thread beside the main fit: its result and seconds.
-
-    The thread's LightGBM log level is the settings' first (a new thread starts at "info").
-    """
-    started = time.perf_counter()
-    set_log_level_of_this_thread(_lgbm_params(settings)["verbosity"])
-    return calibration(*arguments), time.perf_counter() - started
-
-
-def set_log_level_of_this_thread(verbosity: int) -> None:
+def _log_level_of_this_thread(verbosity: int) -> None:
     """Sets LightGBM's log level on the calling thread.
 
     LightGBM keeps its log level per thread, and a new thread starts at "info": the models
