@@ -1,6 +1,7 @@
 """Tests of the forecast settings and of train-and-score on small generated panels."""
 
 import datetime as dt
+import threading
 from dataclasses import replace
 
 import lightgbm as lgb
@@ -797,6 +798,24 @@ def test_models_grown_side_by_side_say_nothing_on_the_console(capfd):
 
     printed = capfd.readouterr()
     assert "[LightGBM]" not in printed.out + printed.err
+
+
+def test_while_models_grow_side_by_side_no_thread_changes_lightgbm_s_thread_count(monkeypatch):
+    """LightGBM's thread count is one for the process: a call on one pool thread that set it to
+    all cores, while a booster on another was in the middle of a tree, crashed a run (SIGFPE)."""
+    named: list[object] = []
+
+    class Recorded(lgb.Dataset):
+        def __init__(self, *args, params=None, **kwargs):
+            if threading.current_thread().name.startswith("fit"):
+                named.append((params or {}).get("num_threads"))
+            super().__init__(*args, params=params, **kwargs)
+
+    monkeypatch.setattr(lgb, "Dataset", Recorded)
+    _five_models_fitted_with(threads=2, fit_threads=1)
+
+    assert len(named) == 5  # one call per booster, on the thread that grows it
+    assert named == [1] * 5  # the boosters' own thread count, never "all cores"
 
 
 @pytest.mark.parametrize("objective", ["mape", "tweedie", "quantile"])

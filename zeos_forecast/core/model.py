@@ -471,7 +471,7 @@ def grow_boosters(
         rows = model.booster.train_set
         if rows._handle is None or rows._handle.value != model.rows_handle:
             raise RuntimeError(f"the training rows of model {name!r} were rebuilt while set up")
-        _log_level_of_this_thread(model.booster.params.get("verbosity", -1))
+        _settle_this_thread(model.booster.params)
         for _ in range(model.rounds):
             model.booster.update()
             trees.advance()
@@ -486,15 +486,19 @@ def grow_boosters(
     }
 
 
-def _log_level_of_this_thread(verbosity: int) -> None:
-    """Sets LightGBM's log level on the calling thread.
+def _settle_this_thread(params: dict[str, Any]) -> None:
+    """Sets LightGBM's log level on the calling thread, keeping its thread count as it is.
 
     LightGBM keeps its log level per thread, and a new thread starts at "info": the models
     growing on a pool's threads would print to the console whatever their `verbosity`. Only a
     LightGBM call that reads parameters sets it, so this one builds a one-row dataset.
     (Resetting the booster's own parameters would also reset its bagging, and change the model.)
+    That call also sets LightGBM's thread count, which is one for the whole process, not per
+    thread: it names the boosters' own (`num_threads`), or it would put every growing booster
+    on all cores while another is in the middle of a tree, its buffers sized for one thread.
     """
-    lgb.Dataset(np.zeros((1, 1)), params={"verbosity": verbosity}).construct()
+    own = {"verbosity": params.get("verbosity", -1), "num_threads": params.get("num_threads", 0)}
+    lgb.Dataset(np.zeros((1, 1)), params=own).construct()
 
 
 def quantile_sample(weight: np.ndarray, seed: int) -> np.ndarray:
