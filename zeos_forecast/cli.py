@@ -365,6 +365,7 @@ def _bench_scale(args: argparse.Namespace) -> int:
         compute=_compute_config(args),
         n_estimators=args.n_estimators,
         threads=args.threads,
+        quantile_estimators=args.quantile_estimators,
     )
     if args.data_only:
         data = prepare_scale_data(options)
@@ -657,6 +658,11 @@ def _parser() -> argparse.ArgumentParser:
     _engine_options(scale)  # passed to our `forecast` run as they are
     scale.add_argument("--n-estimators", type=int, default=100, help="trees")
     scale.add_argument("--threads", type=int, default=2, help="threads per side")
+    scale.add_argument(
+        "--quantile-estimators",
+        type=int,
+        help="trees of our quantile models (default: the forecast's; the baseline has none)",
+    )
     scale.set_defaults(command=_bench_scale)
 
     backfill_bench = benchmarks.add_parser(

@@ -594,6 +594,35 @@ def test_a_fitted_twin_forecasts_in_units_and_not_for_skus_without_a_level():
     assert np.isnan(predicted[2])
 
 
+def test_quantile_models_grow_their_own_number_of_trees_and_the_point_keeps_its_own():
+    rng = np.random.default_rng(5)
+    lag = rng.uniform(0, 50, 3_000).astype("float32")
+    x = pd.DataFrame({"weight": np.ones(len(lag), dtype="float32"), "lag1": lag})
+    y = (lag + rng.normal(0, 5, len(lag))).clip(0).astype("float32")
+    fitted = ForecastSettings(
+        n_estimators=12,
+        quantile_estimators=4,
+        threads=1,
+        target_transform="none",
+        point_objective="l2",
+        level_twin="off",
+    ).resolved(0.0)
+    forecaster = make_forecaster(fitted)
+
+    fit_models(forecaster, x, y, Progress("fitting", fitted.trees_per_fit, "trees", None), fitted)
+
+    trees = {name: model.booster_.num_trees() for name, model in forecaster.models_.items()}
+    assert trees == {"forecast": 12, "q10": 4, "q50": 4, "q90": 4}
+    assert fitted.trees_per_fit == 12 + 3 * 4
+
+
+def test_without_quantile_estimators_the_quantile_models_grow_n_estimators_trees():
+    resolved = ForecastSettings(n_estimators=30).resolved(0.5)
+
+    assert resolved.quantile_estimators == 30
+    assert resolved.trees_per_fit == 2 * 30 + 3 * 30
+
+
 def test_without_the_level_twin_only_the_point_model_forecasts(features, table):
     settings = replace(SETTINGS, level_twin="off")
 

@@ -82,6 +82,8 @@ class ScaleOptions:
             `workers`: the `compute` resource's config), passed to `zeos-forecast forecast` as
             `--engine`, `--max-memory-gb`, ... (none: the forecast's own defaults).
         n_estimators, threads: Trees per model and threads, for both sides.
+        quantile_estimators: Trees of our quantile models (None: the forecast's default; the
+            baseline has none).
     """
 
     skus: int
@@ -94,6 +96,7 @@ class ScaleOptions:
     compute: dict[str, Any] = field(default_factory=dict)
     n_estimators: int = 100
     threads: int = 2
+    quantile_estimators: int | None = None
 
     @property
     def folder(self) -> Path:
@@ -153,6 +156,7 @@ def run_scale(options: ScaleOptions, report: Report = print) -> dict[str, Any]:
             "seed": options.seed,
             "compute": dict(options.compute),
             "n_estimators": options.n_estimators,
+            "quantile_estimators": options.quantile_estimators,
             "threads": options.threads,
         },
         "data": {**data.describe(), "folder": str(data.folder), "reused": data.reused},
@@ -219,6 +223,8 @@ def _run_ours(
         "--n-estimators", str(options.n_estimators), "--threads", str(options.threads),
         *_compute_options(options.compute),
     ]  # fmt: skip
+    if options.quantile_estimators is not None:
+        weekly += ["--quantile-estimators", str(options.quantile_estimators)]
     results: list[dict[str, Any]] = []
     if reuse_backlog:
         report("Reusing the backlog: sales_history already holds every week before the origin.")
@@ -369,14 +375,19 @@ def _ratios(ours: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float] 
     }
 
 
+def _quantile_trees(options: dict[str, Any]) -> str:
+    trees = options.get("quantile_estimators")
+    return "" if trees is None else f" (ours: {trees} per quantile model)"
+
+
 def format_results(results: dict[str, Any]) -> str:
     """The results as a table for a terminal (and the README)."""
     o, d = results["options"], results["data"]
     lines = [
         "",
         f"bench scale: {o['skus']:,} SKUs x {o['weeks']} weeks of history, horizon "
-        f"{o['horizon']}, origin {d['origin']}; trees {o['n_estimators']}, threads "
-        f"{o['threads']}, {_compute_text(o)}",
+        f"{o['horizon']}, origin {d['origin']}; trees {o['n_estimators']}"
+        f"{_quantile_trees(o)}, threads {o['threads']}, {_compute_text(o)}",
         f"data: {d['folder']} ({'reused' if d['reused'] else 'generated'}; "
         f"{d['history_rows']:,} history rows)",
         "",

@@ -9,9 +9,11 @@ paths of their own. Nothing is saved: the models live only inside this call.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -409,9 +411,10 @@ def fit_models(
             growing[TWIN] = _Growing.of(
                 {**params, **objectives[POINT]}, twin_rows, growing[POINT].rounds
             )
+    quantile_rounds = settings.quantile_estimators or rounds
     for name, objective in objectives.items():
         if name != POINT:
-            growing[name] = _Growing.of({**params, **objective}, quantile_rows, rounds)
+            growing[name] = _Growing.of({**params, **objective}, quantile_rows, quantile_rounds)
     grown = grow_boosters(growing, trees, fit_concurrency(settings))
     columns = list(inputs.columns)
     models = {
@@ -689,9 +692,7 @@ def score(
     along_path = _AlongPointPath(models, settings, ids)
     forecaster.models_ = {POINT: along_path}
     try:
-        with warnings.catch_warnings():
-            # Young SKUs have no long lags yet: NaN features are expected; LightGBM handles them.
-            warnings.filterwarnings("ignore", message="Found null values")
+        with young_skus_quietly():
             predictions = forecaster.predict(
                 horizon, X_df=future, ids=None if history is not None else list(ids), new_df=history
             )
@@ -700,6 +701,21 @@ def score(
     return predictions.merge(
         along_path.frame(origin), on=["unique_id", "ds"], how="left", validate="one_to_one"
     )
+
+
+@contextlib.contextmanager
+def young_skus_quietly() -> Iterator[None]:
+    """mlforecast's warning of NaN inputs is silenced while this block runs.
+
+    Young SKUs have no long lags yet: NaN inputs are expected, and LightGBM handles them.
+    Python's warning filters belong to the whole process and `catch_warnings` is not safe
+    across threads (a block ending on one thread restores the filters it found, taking away
+    those of a block still running on another): a pass that scores shards on threads enters
+    this block once, around all of them, as well as in each `score`.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Found null values", category=UserWarning)
+        yield
 
 
 def _calibration_offsets(
