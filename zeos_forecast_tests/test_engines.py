@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -203,6 +204,20 @@ def test_shards_scored_on_two_threads_give_the_forecast_of_one_thread(features, 
 
     assert two.train_rows == one.train_rows and two.skus_scored == one.skus_scored
     pd.testing.assert_frame_equal(two_table, one_table)
+
+
+def test_shards_scored_on_threads_do_not_warn_of_the_inputs_young_skus_lack(features, tmp_path):
+    source = sharded(features, tmp_path / "lake", groups=12)
+    # No SKU has 104 weeks: every scoring step of every shard has a NaN input, as young SKUs do.
+    settings = ForecastSettings(
+        horizon=4, n_estimators=15, threads=1, train_rows=3_000, lags=(1, 2, 104)
+    )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_sharded(source, settings, shard_rows=500, executor=ThreadExecutor(2))
+
+    assert [str(w.message) for w in caught if "Found null values" in str(w.message)] == []
 
 
 def test_the_thread_executor_starts_one_task_per_thread_ahead_of_its_reader():

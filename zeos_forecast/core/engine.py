@@ -49,6 +49,7 @@ from .model import (
     modelled_inputs,
     score,
     training_sample,
+    young_skus_quietly,
 )
 from .progress import Progress, Report
 from .settings import ForecastSettings
@@ -365,7 +366,8 @@ def train_and_score_sharded(
             scoring.advance(n_ids)
             yield table
 
-    sink(scored())
+    with young_skus_quietly():  # once around every thread's `score` (its docstring)
+        sink(scored())
     seconds["predict"] = time.perf_counter() - started
     planned_share = {c: round(v / max(totals["rows"], 1), 4) for c, v in planned_rows.items()}
     booster = forecaster.models_[POINT].booster_
