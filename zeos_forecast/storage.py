@@ -203,6 +203,24 @@ class Window:
                     fragments.append(fragment.subset(row_group_ids=groups))
         return pads.FileSystemDataset(fragments, self.schema, self.format, self.filesystem)
 
+    def key_ranges(self, column: str, rows: int) -> list[tuple[object | None, object | None]]:
+        """Half-open ranges of `column` (`low <= value < high`, None: unbounded) that together
+        cover every value, each holding about `rows` rows of files sorted by `column`.
+
+        Cut at row-group minimums from the parsed footers (the window opened with statistics),
+        so nothing is read to find them. On files not sorted by `column` the ranges still cover
+        every value exactly once; their reads then skip fewer row groups.
+        """
+        cuts: list[object] = []
+        count = 0
+        for i, fragment in enumerate(self.fragments):
+            for group, bounds in enumerate(self._row_group_bounds(column)[i]):
+                if count >= rows and bounds is not None and (not cuts or bounds[0] > cuts[-1]):
+                    cuts.append(bounds[0])
+                    count = 0
+                count += fragment.metadata.row_group(group).num_rows
+        return list(itertools.pairwise([None, *cuts, None]))
+
     def _row_group_bounds(self, column: str) -> list[list[tuple[object, object] | None]]:
         """Per file, per row group: (min, max) of `column`, or None where unknown."""
         if column not in self._bounds:
@@ -628,6 +646,7 @@ class Lake:
         categorical: Iterable[str] = (),
         dates_as_datetime: bool = False,
         window: Window | None = None,
+        arrow_strings: bool = False,
     ) -> pd.DataFrame:
         """Rows of partitions `first..last` (inclusive), pruned by the partition filter.
 
@@ -639,6 +658,7 @@ class Lake:
         than Python strings for millions of repeated keys); `dates_as_datetime` returns dates as
         `datetime64` instead of `datetime.date` objects. `window`: the same partitions opened
         once (`open_window`), when the caller reads them many times: no footer is read again.
+        `arrow_strings`: other text columns stay Arrow-backed (see `read_partition`).
         """
         if window is None:
             if not self.partitions(dataset, key):
@@ -664,7 +684,10 @@ class Lake:
         for column in categorical:
             index = table.schema.get_field_index(column)
             table = table.set_column(index, column, table[column].dictionary_encode())
-        return table.to_pandas(date_as_object=not dates_as_datetime)
+        return table.to_pandas(
+            types_mapper=_ARROW_STRINGS.get if arrow_strings else None,
+            date_as_object=not dates_as_datetime,
+        )
 
     @_names_the_store
     def open_window(

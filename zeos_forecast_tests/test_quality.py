@@ -1,6 +1,7 @@
 """Tests of the data-quality rules on hand-made frames: each rule passes, and fails as it must."""
 
 import datetime as dt
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -567,3 +568,89 @@ def test_a_week_without_a_key_column_has_no_sorted_keys_and_fails_its_rules_alon
     week = week_of([("A", "M"), ("B", "M")], pd.ArrowDtype(pa.string())).drop(columns="merchant_id")
     assert quality.sorted_skus(week).keys is None
     assert not quality.sales_schema(week).passed
+
+
+# ---- the forecast rules over chunks of SKUs, as the checks read a large forecast ----
+
+
+def _sorted_by_key(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["article_id", "merchant_id"], kind="stable", ignore_index=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    skus=st.lists(
+        st.tuples(
+            st.sampled_from([f"A{i}" for i in range(8)]),
+            st.sampled_from(["M1", "M2"]),
+            st.sets(st.integers(1, 4), max_size=4),  # the horizons it has rows for
+            st.sampled_from([1.0, 3.0, -1.0, np.nan]),  # its point forecast
+            st.booleans(),  # its quantiles cross
+        ),
+        max_size=12,
+        unique_by=lambda sku: sku[:2],
+    ),
+    active=st.lists(
+        st.tuples(st.sampled_from([f"A{i}" for i in range(9)]), st.sampled_from(["M1", "M2"])),
+        max_size=10,
+        unique=True,
+    ),
+    cuts=st.lists(st.sampled_from([f"A{i}" for i in range(1, 9)]), max_size=4, unique=True),
+)
+def test_the_forecast_rules_over_chunks_of_articles_give_the_whole_tables_results(
+    skus, active, cuts
+):
+    rows = [
+        {
+            "article_id": a, "merchant_id": m, "horizon": h, "forecast": point,
+            "q10": 2.0 if crossing else 0.0, "q50": 1.0, "q90": 4.0,
+        }
+        for a, m, steps, point, crossing in skus
+        for h in sorted(steps)
+    ]  # fmt: skip
+    columns = ["article_id", "merchant_id", "horizon", "forecast", "q10", "q50", "q90"]
+    table = _sorted_by_key(pd.DataFrame(rows, columns=columns)).astype({"horizon": "int16"})
+    window = _sorted_by_key(
+        pd.DataFrame(
+            [(a, m, pd.Timestamp(WEEK) - pd.Timedelta(weeks=w), 2.0, True)
+             for a, m in active for w in range(3)]
+            + [("A0", "M9", pd.Timestamp(WEEK), 5.0, False)],
+            columns=["article_id", "merchant_id", "week", "demand", "active"],
+        )
+    )  # fmt: skip
+    edges = [None, *sorted(cuts), None]
+
+    def within(frame: pd.DataFrame, low, high) -> pd.DataFrame:
+        article = frame["article_id"]
+        keep = np.ones(len(frame), dtype=bool)
+        if low is not None:
+            keep &= (article >= low).to_numpy()
+        if high is not None:
+            keep &= (article < high).to_numpy()
+        return frame.loc[keep].reset_index(drop=True)
+
+    chunks = [(within(table, lo, hi), within(window, lo, hi)) for lo, hi in pairwise(edges)]
+
+    whole = quality.forecast_rules([(table, window)], horizon=4)
+    chunked = quality.forecast_rules(chunks, horizon=4)
+
+    assert whole.keys() == chunked.keys() == set(quality.FORECAST_RULES)
+    for name, result in whole.items():
+        other = chunked[name]
+        assert (other.passed, other.description, other.metadata) == (
+            result.passed, result.description, result.metadata
+        ), name  # fmt: skip
+        pd.testing.assert_frame_equal(
+            other.sample.reset_index(drop=True), result.sample.reset_index(drop=True)
+        )
+
+
+def test_a_rule_missing_its_column_in_a_chunk_fails_alone_and_the_others_still_run():
+    table = forecast(n_skus=3).drop(columns=["q10", "q50", "q90"])
+    chunks = [(table.iloc[:4], features(3)), (table.iloc[4:].drop(columns="horizon"), features(3))]
+
+    results = quality.forecast_rules(chunks, horizon=4)
+
+    assert not results["covers_active_skus"].passed
+    assert "column 'horizon' is missing" in results["covers_active_skus"].description
+    assert results["values_valid"].passed and results["quantiles_ordered"].passed

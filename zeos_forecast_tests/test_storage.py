@@ -3,6 +3,7 @@
 import datetime as dt
 import gzip
 import hashlib
+import itertools
 import os
 import tempfile
 import time
@@ -162,6 +163,44 @@ def test_a_row_group_read_keeps_only_the_rows_its_filters_name(lake, columns):
     assert both["sku"].tolist() == [0, 2, 6, 8]
     # A column read only to filter by is not returned.
     assert list(active.columns) == (columns or ["sku", "active", "demand"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    groups=st.lists(
+        st.lists(st.sampled_from(["A1", "A2", "A3", "B1", "B2", "C"]), min_size=1, max_size=6),
+        min_size=1,
+        max_size=6,
+    ),
+    rows=st.integers(1, 12),
+)
+def test_key_ranges_cover_every_key_once_cut_where_row_groups_start(groups, rows):
+    # Row groups of one file sorted by article (a group may hold the same article as the next).
+    articles = sorted(a for group in groups for a in group)
+    sizes = [len(group) for group in groups]
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    tables = [
+        pa.table({"article_id": articles[i : i + n], "row": list(range(i, i + n))})
+        for i, n in zip(starts, sizes, strict=True)
+    ]
+    with tempfile.TemporaryDirectory() as root:
+        lake = Lake(root)
+        lake.write_partition_batches(DATASET, KEY, WEEK, tables)
+        window = lake.open_window(DATASET, KEY, WEEK, WEEK)
+
+        ranges = window.key_ranges("article_id", rows)
+        parts = [
+            lake.read_window(DATASET, KEY, WEEK, WEEK, ranges={"article_id": r}, window=window)
+            for r in ranges
+        ]
+
+    assert ranges[0][0] is None and ranges[-1][1] is None
+    assert all(high == low for (_, high), (low, _) in itertools.pairwise(ranges))
+    cuts = [low for low, _ in ranges[1:]]
+    assert cuts == sorted(set(cuts)) and set(cuts) <= {t["article_id"][0].as_py() for t in tables}
+    assert sorted(row for part in parts for row in part["row"]) == list(range(len(articles)))
+    # A new range starts at the first row group past `rows` rows, where its first key is new.
+    assert len(ranges) <= max(1, len(articles) // rows + 1)
 
 
 def test_partitions_lists_every_written_value_in_order(lake):

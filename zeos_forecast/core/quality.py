@@ -23,17 +23,20 @@ from .contract import KEY_COLUMNS
 
 __all__ = [
     "DRIFT_WEEKS",
+    "FORECAST_RULES",
     "MAX_NAIVE_RATIO",
     "MAX_VOLUME_CHANGE",
     "MIN_NAIVE_RATIO",
     "MIN_SKU_SHARE",
     "NAIVE_WEEKS",
     "SAMPLE_ROWS",
+    "NaiveBand",
     "QualityResult",
     "Severity",
     "SortedSkus",
     "forecast_covers_active_skus",
     "forecast_quantiles_ordered",
+    "forecast_rules",
     "forecast_values_valid",
     "forecast_within_naive_band",
     "naive_level",
@@ -60,6 +63,10 @@ MIN_NAIVE_RATIO = 0.2
 MAX_NAIVE_RATIO = 5.0
 # Offending rows shown with a failed rule.
 SAMPLE_ROWS = 5
+# The forecast rules, by their check names (`forecast_rules`).
+COVERS, VALUES_VALID = "covers_active_skus", "values_valid"
+QUANTILES_ORDERED, WITHIN_NAIVE_BAND = "quantiles_ordered", "within_naive_band"
+FORECAST_RULES = (COVERS, VALUES_VALID, QUANTILES_ORDERED, WITHIN_NAIVE_BAND)
 
 # The columns of a `sales_history` partition, by kind; any further column is a numeric feature.
 SALES_TEXT_COLUMNS = KEY_COLUMNS
@@ -376,136 +383,17 @@ def forecast_covers_active_skus(
         features: That week's feature frame; `active` marks the SKUs that must be forecast.
         horizon: H, the number of weeks forecast.
     """
-    # SKUs numbered by hashing their keys: the forecast of millions of SKUs x H weeks is never
-    # turned into Python strings, MultiIndexes or a multi-key groupby.
-    active_rows = features.loc[features["active"].astype(bool), list(KEY_COLUMNS)]
-    (rows_sku, active_sku), skus = _sku_ids(forecast, active_rows)
-    steps = pd.to_numeric(forecast["horizon"], errors="coerce").to_numpy(dtype="float64")
-    valid = (steps >= 1) & (steps <= horizon) & (steps == np.floor(steps))
-    # Per SKU: its rows, its rows without a valid horizon, and how many of 1..H it holds.
-    size = np.bincount(rows_sku, minlength=skus)
-    invalid = np.bincount(rows_sku[~valid], minlength=skus)
-    pairs = rows_sku[valid] * horizon + (steps[valid].astype("int64") - 1)
-    distinct = (np.bincount(pairs, minlength=skus * horizon).reshape(skus, horizon) > 0).sum(1)
-    in_forecast = size > 0
-    is_active = np.bincount(active_sku, minlength=skus) > 0
-    missing = is_active & ~in_forecast
-    extra = in_forecast & ~is_active
-    complete = (size == horizon) & (invalid == 0) & (distinct == horizon)
-    incomplete = is_active & in_forecast & ~complete
-    problems = pd.concat(
-        [
-            _problem_skus(active_rows, active_sku, missing, "active SKU without forecast rows"),
-            _problem_skus(forecast, rows_sku, incomplete, f"not exactly horizons 1..{horizon}"),
-            _problem_skus(forecast, rows_sku, extra, "forecast for a SKU that is not active"),
-        ],
-        ignore_index=True,
-    )
-    count = {
-        name: int(flags.sum())
-        for name, flags in [
-            ("active", is_active),
-            ("forecast", in_forecast),
-            ("missing", missing),
-            ("incomplete", incomplete),
-            ("extra", extra),
-        ]
-    }
-    passed = problems.empty
-    return QualityResult(
-        passed=passed,
-        severity=Severity.ERROR,
-        description=(
-            f"All {count['active']:,} active SKUs have exactly {horizon} rows "
-            f"(horizons 1..{horizon})."
-            if passed
-            else f"{count['missing']:,} active SKUs have no forecast, {count['incomplete']:,} do "
-            f"not have exactly horizons 1..{horizon}, {count['extra']:,} forecast SKUs are not "
-            "active."
-        ),
-        metadata={
-            "active_skus": count["active"],
-            "forecast_skus": count["forecast"],
-            "horizon": horizon,
-            "rows": len(forecast),
-            "expected_rows": count["active"] * horizon,
-            "missing_skus": count["missing"],
-            "incomplete_skus": count["incomplete"],
-            "extra_skus": count["extra"],
-        },
-        sample=problems.head(SAMPLE_ROWS),
-    )
+    return forecast_rules([(forecast, features)], horizon, selected={COVERS})[COVERS]
 
 
 def forecast_values_valid(forecast: pd.DataFrame) -> QualityResult:
     """No empty cell anywhere; the point forecast and every quantile are finite and >= 0."""
-    values = ["forecast", *quantile_columns(forecast)]
-    # Column by column in numpy: no float64 copy of the whole table, no frame of flags.
-    empty_cells = negative_cells = infinite_cells = 0
-    bad = np.zeros(len(forecast), dtype=bool)
-    for column in forecast.columns:
-        empty = forecast[column].isna().to_numpy()
-        bad |= empty
-        empty_cells += int(empty.sum())
-        if column in values:
-            numbers = pd.to_numeric(forecast[column], errors="coerce").to_numpy(
-                dtype="float64", na_value=np.nan
-            )
-            negative, infinite = numbers < 0, np.isinf(numbers)
-            bad |= negative | infinite
-            negative_cells += int(negative.sum())
-            infinite_cells += int(infinite.sum())
-    count = int(bad.sum())
-    return QualityResult(
-        passed=count == 0,
-        severity=Severity.ERROR,
-        description=(
-            f"All {len(forecast):,} rows are complete, finite and non-negative."
-            if count == 0
-            else f"{count:,} of {len(forecast):,} rows have empty, infinite or negative values."
-        ),
-        metadata={
-            "rows": len(forecast),
-            "bad_rows": count,
-            "empty_cells": empty_cells,
-            "negative_values": negative_cells,
-            "infinite_values": infinite_cells,
-            "value_columns": ", ".join(values),
-        },
-        sample=forecast.loc[bad].head(SAMPLE_ROWS),
-    )
+    return forecast_rules([(forecast, None)], 0, selected={VALUES_VALID})[VALUES_VALID]
 
 
 def forecast_quantiles_ordered(forecast: pd.DataFrame) -> QualityResult:
     """Per row, each quantile is <= the next higher one (q10 <= q50 <= q90, whatever exists)."""
-    columns = quantile_columns(forecast)
-    if len(columns) < 2:
-        return QualityResult(
-            passed=True,
-            severity=Severity.ERROR,
-            description=f"{len(columns)} quantile column: nothing to order.",
-            metadata={"rows": len(forecast), "quantiles": ", ".join(columns)},
-        )
-    values = forecast[columns].to_numpy(dtype="float64")
-    steps = np.diff(values, axis=1)
-    crossing = (steps < 0).any(axis=1)
-    count = int(crossing.sum())
-    return QualityResult(
-        passed=count == 0,
-        severity=Severity.ERROR,
-        description=(
-            f"{' <= '.join(columns)} holds on all {len(forecast):,} rows."
-            if count == 0
-            else f"{count:,} of {len(forecast):,} rows break {' <= '.join(columns)}."
-        ),
-        metadata={
-            "rows": len(forecast),
-            "crossing_rows": count,
-            "largest_crossing": round(max(0.0, -float(np.nanmin(steps, initial=0.0))), 6),
-            "quantiles": ", ".join(columns),
-        },
-        sample=forecast.loc[crossing].head(SAMPLE_ROWS),
-    )
+    return forecast_rules([(forecast, None)], 0, selected={QUANTILES_ORDERED})[QUANTILES_ORDERED]
 
 
 def naive_level(features: pd.DataFrame, weeks: int = NAIVE_WEEKS) -> float:
@@ -514,10 +402,7 @@ def naive_level(features: pd.DataFrame, weeks: int = NAIVE_WEEKS) -> float:
     Demand is the feature frame's: sales scaled up in partly stocked weeks and filled from the
     SKU's recent level in stockouts, so a stockout does not pull the level down.
     """
-    active = features.loc[features["active"].astype(bool)]
-    recent = np.sort(active["week"].unique())[-weeks:]
-    totals = active.loc[active["week"].isin(recent)].groupby("week")["demand"].sum()
-    return float(totals.mean()) if len(totals) else 0.0
+    return _level(_weekly_active_demand(features), weeks)
 
 
 def forecast_within_naive_band(
@@ -532,40 +417,315 @@ def forecast_within_naive_band(
     The naive level (see `naive_level`) is what "next week looks like the last few" predicts; a
     forecast total far outside it points at a broken input or model, not at a real shift.
     """
-    level = naive_level(features, naive_weeks)
-    totals = forecast.groupby("horizon")["forecast"].sum().astype("float64")
-    ratios = totals.map(lambda total: _ratio(total, level))
-    outside = ~ratios.between(min_ratio, max_ratio)
-    passed = bool(len(totals)) and not outside.any()
-    band = f"{min_ratio:g}..{max_ratio:g} × the naive level {level:,.1f}"
+    band = NaiveBand(naive_weeks, min_ratio, max_ratio)
+    return forecast_rules([(forecast, features)], 0, selected={WITHIN_NAIVE_BAND}, band=band)[
+        WITHIN_NAIVE_BAND
+    ]
+
+
+def forecast_rules(
+    chunks: Iterable[tuple[pd.DataFrame, pd.DataFrame | None]],
+    horizon: int,
+    selected: Iterable[str] = FORECAST_RULES,
+    band: NaiveBand | None = None,
+) -> dict[str, QualityResult]:
+    """The forecast rules (`FORECAST_RULES`) over a forecast read in chunks of SKUs.
+
+    Each chunk is (forecast rows, feature rows) of its own SKUs, no SKU in two chunks, and the
+    chunks in key order (as key ranges read them), so that the forecast of millions of SKUs is
+    never in memory at once. The results are those of the whole frames: counts add up, the
+    samples are the first rows in key order, the naive level and the totals are sums over chunks.
+    `band`: the naive band's weeks and ratios (default: the constants above). Features may be
+    None for the rules that do not read them.
+    """
+    selected = set(selected)
+    tallies: dict[str, _Tally] = {
+        COVERS: _Covers(horizon),
+        VALUES_VALID: _ValuesValid(),
+        QUANTILES_ORDERED: _QuantilesOrdered(),
+        WITHIN_NAIVE_BAND: band or NaiveBand(NAIVE_WEEKS, MIN_NAIVE_RATIO, MAX_NAIVE_RATIO),
+    }
+    tallies = {name: tally for name, tally in tallies.items() if name in selected}
+    missing: dict[str, KeyError] = {}  # a rule that lacks a column fails alone
+    for forecast, features in chunks:
+        for name, tally in tallies.items():
+            if name in missing:
+                continue
+            try:
+                tally.add(forecast, features)
+            except KeyError as error:
+                missing[name] = error
+    return {
+        name: _cannot_evaluate(missing[name]) if name in missing else tally.result()
+        for name, tally in tallies.items()
+    }
+
+
+def _cannot_evaluate(error: KeyError) -> QualityResult:
     return QualityResult(
-        passed=passed,
+        passed=False,
         severity=Severity.ERROR,
-        description=(
-            "No forecast rows to compare with the naive level."
-            if not len(totals)
-            else f"Every horizon's total forecast is within {band}."
-            if passed
-            else f"{int(outside.sum())} of {len(totals)} horizons' total forecasts are outside "
-            f"{band}."
-        ),
-        metadata={
-            "naive_level": round(level, 3),
-            "naive_weeks": naive_weeks,
-            "lowest_ratio": _number(ratios.min()) if len(ratios) else "n/a",
-            "highest_ratio": _number(ratios.max()) if len(ratios) else "n/a",
-            "band_min": min_ratio,
-            "band_max": max_ratio,
-            "horizons_outside": int(outside.sum()),
-        },
-        sample=pd.DataFrame(
-            {
-                "horizon": totals.index.astype(int),
-                "forecast_total": totals.round(3).to_numpy(),
-                "ratio_to_naive": ratios.round(4).to_numpy(),
-            }
-        ),
+        description=f"Cannot evaluate: column {error} is missing (see the schema).",
     )
+
+
+class _Tally:
+    """One forecast rule, added up chunk by chunk (`forecast_rules`); a missing column raises
+    `KeyError` from `add`."""
+
+    def add(self, forecast: pd.DataFrame, features: pd.DataFrame | None) -> None:
+        raise NotImplementedError
+
+    def result(self) -> QualityResult:
+        raise NotImplementedError
+
+
+class _Covers(_Tally):
+    PROBLEMS = ("missing", "incomplete", "extra")
+
+    def __init__(self, horizon: int) -> None:
+        self.horizon = horizon
+        self.count = dict.fromkeys(("active", "forecast", *self.PROBLEMS, "rows"), 0)
+        self.samples: dict[str, list[pd.DataFrame]] = {p: [] for p in self.PROBLEMS}
+
+    def add(self, forecast: pd.DataFrame, features: pd.DataFrame | None) -> None:
+        horizon = self.horizon
+        # SKUs numbered by hashing their keys: the forecast of millions of SKUs x H weeks is
+        # never turned into Python strings, MultiIndexes or a multi-key groupby.
+        active_rows = features.loc[features["active"].astype(bool), list(KEY_COLUMNS)]
+        (rows_sku, active_sku), skus = _sku_ids(forecast, active_rows)
+        steps = pd.to_numeric(forecast["horizon"], errors="coerce").to_numpy(dtype="float64")
+        valid = (steps >= 1) & (steps <= horizon) & (steps == np.floor(steps))
+        # Per SKU: its rows, its rows without a valid horizon, and how many of 1..H it holds.
+        size = np.bincount(rows_sku, minlength=skus)
+        invalid = np.bincount(rows_sku[~valid], minlength=skus)
+        pairs = rows_sku[valid] * horizon + (steps[valid].astype("int64") - 1)
+        distinct = (np.bincount(pairs, minlength=skus * horizon).reshape(skus, horizon) > 0).sum(1)
+        in_forecast = size > 0
+        is_active = np.bincount(active_sku, minlength=skus) > 0
+        complete = (size == horizon) & (invalid == 0) & (distinct == horizon)
+        flags = {
+            "missing": is_active & ~in_forecast,
+            "incomplete": is_active & in_forecast & ~complete,
+            "extra": in_forecast & ~is_active,
+        }
+        frames = {"missing": (active_rows, active_sku)}
+        texts = {
+            "missing": "active SKU without forecast rows",
+            "incomplete": f"not exactly horizons 1..{horizon}",
+            "extra": "forecast for a SKU that is not active",
+        }
+        for problem, flagged in flags.items():
+            self.count[problem] += int(flagged.sum())
+            if flagged.any():
+                frame, sku = frames.get(problem, (forecast, rows_sku))
+                self.samples[problem].append(_problem_skus(frame, sku, flagged, texts[problem]))
+        self.count["active"] += int(is_active.sum())
+        self.count["forecast"] += int(in_forecast.sum())
+        self.count["rows"] += len(forecast)
+
+    def result(self) -> QualityResult:
+        count, horizon = self.count, self.horizon
+        # The first SAMPLE_ROWS of each problem in key order (each chunk keeps its first ones),
+        # then the first SAMPLE_ROWS of all, problem by problem.
+        problems = [
+            pd.concat(frames, ignore_index=True).head(SAMPLE_ROWS)
+            for frames in self.samples.values()
+            if frames
+        ]
+        sample = pd.concat(problems, ignore_index=True).head(SAMPLE_ROWS) if problems else None
+        passed = sample is None
+        return QualityResult(
+            passed=passed,
+            severity=Severity.ERROR,
+            description=(
+                f"All {count['active']:,} active SKUs have exactly {horizon} rows "
+                f"(horizons 1..{horizon})."
+                if passed
+                else f"{count['missing']:,} active SKUs have no forecast, {count['incomplete']:,} "
+                f"do not have exactly horizons 1..{horizon}, {count['extra']:,} forecast SKUs "
+                "are not active."
+            ),
+            metadata={
+                "active_skus": count["active"],
+                "forecast_skus": count["forecast"],
+                "horizon": horizon,
+                "rows": count["rows"],
+                "expected_rows": count["active"] * horizon,
+                "missing_skus": count["missing"],
+                "incomplete_skus": count["incomplete"],
+                "extra_skus": count["extra"],
+            },
+            sample=pd.DataFrame() if sample is None else sample,
+        )
+
+
+class _ValuesValid(_Tally):
+    def __init__(self) -> None:
+        self.rows = self.bad = self.empty = self.negative = self.infinite = 0
+        self.values: list[str] = []
+        self.samples: list[pd.DataFrame] = []
+
+    def add(self, forecast: pd.DataFrame, features: pd.DataFrame | None) -> None:
+        self.values = ["forecast", *quantile_columns(forecast)]
+        # Column by column in numpy: no float64 copy of the whole table, no frame of flags.
+        bad = np.zeros(len(forecast), dtype=bool)
+        for column in forecast.columns:
+            empty = forecast[column].isna().to_numpy()
+            bad |= empty
+            self.empty += int(empty.sum())
+            if column in self.values:
+                numbers = pd.to_numeric(forecast[column], errors="coerce").to_numpy(
+                    dtype="float64", na_value=np.nan
+                )
+                negative, infinite = numbers < 0, np.isinf(numbers)
+                bad |= negative | infinite
+                self.negative += int(negative.sum())
+                self.infinite += int(infinite.sum())
+        self.rows += len(forecast)
+        self.bad += int(bad.sum())
+        if bad.any() and sum(map(len, self.samples)) < SAMPLE_ROWS:
+            self.samples.append(forecast.loc[bad].head(SAMPLE_ROWS))
+
+    def result(self) -> QualityResult:
+        count, rows = self.bad, self.rows
+        return QualityResult(
+            passed=count == 0,
+            severity=Severity.ERROR,
+            description=(
+                f"All {rows:,} rows are complete, finite and non-negative."
+                if count == 0
+                else f"{count:,} of {rows:,} rows have empty, infinite or negative values."
+            ),
+            metadata={
+                "rows": rows,
+                "bad_rows": count,
+                "empty_cells": self.empty,
+                "negative_values": self.negative,
+                "infinite_values": self.infinite,
+                "value_columns": ", ".join(self.values or ["forecast"]),
+            },
+            sample=_first_rows(self.samples),
+        )
+
+
+class _QuantilesOrdered(_Tally):
+    def __init__(self) -> None:
+        self.rows = self.crossing = 0
+        self.largest = 0.0
+        self.columns: list[str] = []
+        self.samples: list[pd.DataFrame] = []
+
+    def add(self, forecast: pd.DataFrame, features: pd.DataFrame | None) -> None:
+        self.columns = quantile_columns(forecast)
+        self.rows += len(forecast)
+        if len(self.columns) < 2:
+            return
+        values = forecast[self.columns].to_numpy(dtype="float64")
+        steps = np.diff(values, axis=1)
+        crossing = (steps < 0).any(axis=1)
+        self.crossing += int(crossing.sum())
+        self.largest = max(self.largest, -float(np.nanmin(steps, initial=0.0)))
+        if crossing.any() and sum(map(len, self.samples)) < SAMPLE_ROWS:
+            self.samples.append(forecast.loc[crossing].head(SAMPLE_ROWS))
+
+    def result(self) -> QualityResult:
+        columns, rows, count = self.columns, self.rows, self.crossing
+        if len(columns) < 2:
+            return QualityResult(
+                passed=True,
+                severity=Severity.ERROR,
+                description=f"{len(columns)} quantile column: nothing to order.",
+                metadata={"rows": rows, "quantiles": ", ".join(columns)},
+            )
+        return QualityResult(
+            passed=count == 0,
+            severity=Severity.ERROR,
+            description=(
+                f"{' <= '.join(columns)} holds on all {rows:,} rows."
+                if count == 0
+                else f"{count:,} of {rows:,} rows break {' <= '.join(columns)}."
+            ),
+            metadata={
+                "rows": rows,
+                "crossing_rows": count,
+                "largest_crossing": round(max(0.0, self.largest), 6),
+                "quantiles": ", ".join(columns),
+            },
+            sample=_first_rows(self.samples),
+        )
+
+
+class NaiveBand(_Tally):
+    """The naive band's rule (`forecast_within_naive_band`) with its weeks and ratios."""
+
+    def __init__(self, weeks: int, min_ratio: float, max_ratio: float) -> None:
+        self.weeks, self.min_ratio, self.max_ratio = weeks, min_ratio, max_ratio
+        self.demand: pd.Series | None = None  # active demand per week, summed over chunks
+        self.totals: pd.Series | None = None  # point forecast per horizon, summed over chunks
+
+    def add(self, forecast: pd.DataFrame, features: pd.DataFrame | None) -> None:
+        self.demand = _add(self.demand, _weekly_active_demand(features))
+        self.totals = _add(
+            self.totals, forecast.groupby("horizon")["forecast"].sum().astype("float64")
+        )
+
+    def result(self) -> QualityResult:
+        level = _level(self.demand, self.weeks)
+        totals = self.totals if self.totals is not None else pd.Series(dtype="float64")
+        ratios = totals.map(lambda total: _ratio(total, level))
+        outside = ~ratios.between(self.min_ratio, self.max_ratio)
+        passed = bool(len(totals)) and not outside.any()
+        band = f"{self.min_ratio:g}..{self.max_ratio:g} × the naive level {level:,.1f}"
+        return QualityResult(
+            passed=passed,
+            severity=Severity.ERROR,
+            description=(
+                "No forecast rows to compare with the naive level."
+                if not len(totals)
+                else f"Every horizon's total forecast is within {band}."
+                if passed
+                else f"{int(outside.sum())} of {len(totals)} horizons' total forecasts are "
+                f"outside {band}."
+            ),
+            metadata={
+                "naive_level": round(level, 3),
+                "naive_weeks": self.weeks,
+                "lowest_ratio": _number(ratios.min()) if len(ratios) else "n/a",
+                "highest_ratio": _number(ratios.max()) if len(ratios) else "n/a",
+                "band_min": self.min_ratio,
+                "band_max": self.max_ratio,
+                "horizons_outside": int(outside.sum()),
+            },
+            sample=pd.DataFrame(
+                {
+                    "horizon": totals.index.astype(int),
+                    "forecast_total": totals.round(3).to_numpy(),
+                    "ratio_to_naive": ratios.round(4).to_numpy(),
+                }
+            ),
+        )
+
+
+def _weekly_active_demand(features: pd.DataFrame) -> pd.Series:
+    """Total demand of the active SKUs per week."""
+    active = features.loc[features["active"].astype(bool)]
+    return active.groupby("week")["demand"].sum().astype("float64")
+
+
+def _level(demand: pd.Series | None, weeks: int) -> float:
+    """The mean of the last `weeks` weeks' totals (0 without any)."""
+    if demand is None or not len(demand):
+        return 0.0
+    return float(demand.sort_index().iloc[-weeks:].mean())
+
+
+def _add(total: pd.Series | None, part: pd.Series) -> pd.Series:
+    return part if total is None else total.add(part, fill_value=0.0)
+
+
+def _first_rows(samples: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(samples).head(SAMPLE_ROWS) if samples else pd.DataFrame()
 
 
 # ---- internals ----

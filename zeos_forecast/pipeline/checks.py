@@ -66,6 +66,8 @@ FORECAST_CHECKS = {
 PARTITIONED_CHECKS = "AssetCheckSpec(partitions_def=...)"
 # Recorded by `demand_forecast` in its materialization metadata.
 HORIZON_METADATA_KEY = "horizon"
+# Forecast rows the forecast checks read at a time (with the same SKUs' features).
+CHECK_CHUNK_ROWS = 2_000_000
 
 
 class SalesHistoryCheckConfig(dg.Config):
@@ -290,41 +292,49 @@ def _demand_forecast_checks_for(instance: ForecastInstance) -> dg.AssetChecksDef
 def demand_forecast_checks(
     context: dg.AssetCheckExecutionContext, config: ForecastCheckConfig, lake: LakeResource
 ) -> Iterator[dg.AssetCheckResult]:
-    """Checks the forecast of the run's origin week against that week's features (blocking)."""
+    """Checks the forecast of the run's origin week against that week's features (blocking).
+
+    The forecast is read in ranges of articles of about `CHECK_CHUNK_ROWS` rows, each with the
+    same SKUs' features (`quality.forecast_rules`): at 5M SKUs the whole table and its features
+    took more memory than the rest of the run together.
+    """
     store = lake.open()
     origin = partition_week(context.partition_key)
-    forecast = store.read_partition(
-        DEMAND_FORECAST, ORIGIN_KEY, origin, arrow_strings=True, dates_as_datetime=True
-    )
+    forecast_window = store.open_window(DEMAND_FORECAST, ORIGIN_KEY, origin, origin)
+    if forecast_window is None:
+        raise FileNotFoundError(
+            f"{DEMAND_FORECAST} has no partition {ORIGIN_KEY}={origin}: materialize "
+            f"{DEMAND_FORECAST} for {origin} first."
+        )
+    features_window = store.open_window(DEMAND_FEATURES, ORIGIN_KEY, origin, origin)
     # Only what the rules read: active SKUs run to the origin week, and the naive level needs
     # the latest weeks; the whole window (millions of SKUs x 156 weeks) never comes in.
     since = pd.Timestamp(origin) - pd.Timedelta(weeks=config.naive_weeks - 1)
-    features = store.read_window(
-        DEMAND_FEATURES,
-        ORIGIN_KEY,
-        origin,
-        origin,
-        columns=[*KEY_COLUMNS, "week", "demand", "active"],
-        ranges={"week": (since, None)},
-        categorical=KEY_COLUMNS,
-    )
+
+    def chunks() -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        for articles in forecast_window.key_ranges(KEY_COLUMNS[0], CHECK_CHUNK_ROWS):
+            forecast = store.read_window(
+                DEMAND_FORECAST, ORIGIN_KEY, origin, origin,
+                ranges={KEY_COLUMNS[0]: articles},
+                dates_as_datetime=True, window=forecast_window, arrow_strings=True,
+            )  # fmt: skip
+            features = store.read_window(
+                DEMAND_FEATURES, ORIGIN_KEY, origin, origin,
+                columns=[*KEY_COLUMNS, "week", "demand", "active"],
+                ranges={KEY_COLUMNS[0]: articles, "week": (since, None)},
+                categorical=KEY_COLUMNS, window=features_window,
+            )  # fmt: skip
+            yield forecast, features
+
     forecast_key = context.check_specs[0].asset_key
-    horizon, horizon_source = _horizon(context, forecast_key, config, forecast)
-    rules: dict[str, Callable[[], QualityResult]] = {
-        "covers_active_skus": lambda: quality.forecast_covers_active_skus(
-            forecast, features, horizon
-        ),
-        "values_valid": lambda: quality.forecast_values_valid(forecast),
-        "quantiles_ordered": lambda: quality.forecast_quantiles_ordered(forecast),
-        "within_naive_band": lambda: quality.forecast_within_naive_band(
-            forecast, features, config.naive_weeks, config.min_naive_ratio, config.max_naive_ratio
-        ),
-    }
+    horizon, horizon_source = _horizon(context, forecast_key, config, store, origin)
     selected = {key.name for key in context.selected_asset_check_keys}
-    for name, rule in rules.items():
-        if name not in selected:
+    band = quality.NaiveBand(config.naive_weeks, config.min_naive_ratio, config.max_naive_ratio)
+    results = quality.forecast_rules(chunks(), horizon, selected & set(FORECAST_CHECKS), band)
+    for name in FORECAST_CHECKS:
+        if name not in results:
             continue
-        result = _evaluate(rule)
+        result = results[name]
         extra = {"horizon_source": horizon_source} if name == "covers_active_skus" else {}
         yield dg.AssetCheckResult(
             asset_key=forecast_key,
@@ -340,7 +350,8 @@ def _horizon(
     context: dg.AssetCheckExecutionContext,
     forecast_key: dg.AssetKey,
     config: ForecastCheckConfig,
-    forecast: pd.DataFrame,
+    store: Lake,
+    origin: dt.date,
 ) -> tuple[int, str]:
     """H from the check's config, else as `demand_forecast` recorded it for this partition.
 
@@ -356,7 +367,8 @@ def _horizon(
     recorded = records[0].asset_materialization if records else None
     if recorded is not None and HORIZON_METADATA_KEY in recorded.metadata:
         return int(recorded.metadata[HORIZON_METADATA_KEY].value), "demand_forecast metadata"
-    return int(pd.to_numeric(forecast["horizon"]).max()), "largest horizon in the table"
+    steps = store.read_window(DEMAND_FORECAST, ORIGIN_KEY, origin, origin, columns=["horizon"])
+    return int(pd.to_numeric(steps["horizon"]).max()), "largest horizon in the table"
 
 
 def _evaluate(rule: Callable[[], QualityResult]) -> QualityResult:
