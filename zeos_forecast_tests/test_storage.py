@@ -116,11 +116,17 @@ def test_a_batch_written_partition_keeps_dictionary_pages_for_keys_and_weeks_not
     )
 
 
-def test_a_batch_written_partition_keeps_statistics_of_keys_and_weeks_but_not_of_measures(lake):
+# The features hold `article_id` as a category, the forecast as text: both keep its statistics,
+# which reads by ranges of articles (the forecast checks) prune parts by.
+@pytest.mark.parametrize("categorical_articles", [False, True])
+def test_a_batch_written_partition_keeps_statistics_of_keys_and_weeks_but_not_of_measures(
+    lake, categorical_articles
+):
+    articles = pa.array(["A1", "A2", "A3"])
     table = pa.table(
         {
             "sku": pa.array([0, 1, 2], pa.int32()),
-            "article_id": ["A1", "A2", "A3"],
+            "article_id": articles.dictionary_encode() if categorical_articles else articles,
             "category": pa.array(["x", "y", "x"]).dictionary_encode(),
             "week": pa.array([dt.date(2024, 1, 1)] * 3, pa.date32()),
             "demand": [1.0, 2.0, 3.0],
