@@ -204,6 +204,8 @@ def test_skus_out_of_stock_in_the_13_weeks_before_the_origin_form_their_own_segm
     assert by_segment.loc[False, "bias"] == 0.0
 
 
+# Without history the baselines' series are empty objects: no pandas downcasting warning either.
+@pytest.mark.filterwarnings("error::FutureWarning")
 def test_a_baseline_without_any_history_counts_as_a_forecast_of_zero():
     actuals = pd.DataFrame(
         {"article_id": ["A"], "merchant_id": "M", "units_sold": [4.0], "availability": [1.0]}

@@ -142,16 +142,20 @@ def baseline_forecasts(
     in_stock = stocked.groupby(keys, observed=True)["units_sold"].mean()
 
     index = pd.MultiIndex.from_frame(targets[keys])
+
+    def at(values: pd.Series, where: pd.MultiIndex = index) -> pd.Series:
+        # As numbers, even where no history at all left an empty (object) series behind.
+        return values.reindex(where).astype("float64")
+
     out = targets.copy()
-    out["naive"] = last.reindex(index).to_numpy()
-    out["moving_average"] = mean.reindex(index).fillna(last.reindex(index)).to_numpy()
-    out["moving_average_in_stock"] = in_stock.reindex(index).to_numpy()
+    out["naive"] = at(last).to_numpy()
+    out["moving_average"] = at(mean).fillna(at(last)).to_numpy()
+    out["moving_average_in_stock"] = at(in_stock).to_numpy()
     out["moving_average_in_stock"] = out["moving_average_in_stock"].fillna(out["moving_average"])
     units = recent.astype({"units_sold": "float64"}).groupby(keys, observed=True)["units_sold"]
     for column in quantile_columns or []:
         level = float(column[1:]) / 100
-        quantile = units.quantile(level).reindex(index).fillna(last.reindex(index)).to_numpy()
-        out[f"moving_average_{column}"] = quantile
+        out[f"moving_average_{column}"] = at(units.quantile(level)).fillna(at(last)).to_numpy()
     season_index = pd.MultiIndex.from_arrays(
         [
             targets[keys[0]],
@@ -159,7 +163,7 @@ def baseline_forecasts(
             pd.to_datetime(targets["week"]) - pd.Timedelta(weeks=SEASON_WEEKS),
         ]
     )
-    out["seasonal_naive"] = seasonal.reindex(season_index).to_numpy()
+    out["seasonal_naive"] = at(seasonal, season_index).to_numpy()
     out["seasonal_naive"] = out["seasonal_naive"].fillna(out["moving_average"])
     return out
 
