@@ -566,6 +566,15 @@ def test_the_forecast_path_follows_the_mean_of_the_point_model_and_its_twin():
     assert path.steps[0]["q50"].tolist() == [4.0, 6.0]
 
 
+def fitted_forecaster(x: pd.DataFrame, y: np.ndarray, settings: ForecastSettings):
+    """A forecaster whose models `fit_models` fitted on `x`, `y`."""
+    forecaster = make_forecaster(settings)
+    fit_models(
+        forecaster, x, y, Progress("fitting", settings.trees_per_fit, "trees", None), settings
+    )
+    return forecaster
+
+
 def test_a_fitted_twin_forecasts_in_units_and_not_for_skus_without_a_level():
     # Demand is three times the level, whatever the level: the relation the twin learns.
     rng = np.random.default_rng(3)
@@ -583,9 +592,7 @@ def test_a_fitted_twin_forecasts_in_units_and_not_for_skus_without_a_level():
         min_child_samples=20,
         level_twin="on",
     )
-    forecaster = make_forecaster(fitted)
-
-    fit_models(forecaster, x, y, Progress("fitting", fitted.trees_per_fit, "trees", None), fitted)
+    forecaster = fitted_forecaster(x, y, fitted)
 
     twin = forecaster.models_[TWIN]
     inputs = pd.DataFrame({"lag1": [1.0, 100.0, 0.0], LEVEL_COLUMN: [1.0, 100.0, 0.0]})
@@ -607,9 +614,7 @@ def test_quantile_models_grow_their_own_number_of_trees_and_the_point_keeps_its_
         point_objective="l2",
         level_twin="off",
     ).resolved(0.0)
-    forecaster = make_forecaster(fitted)
-
-    fit_models(forecaster, x, y, Progress("fitting", fitted.trees_per_fit, "trees", None), fitted)
+    forecaster = fitted_forecaster(x, y, fitted)
 
     trees = {name: model.booster_.num_trees() for name, model in forecaster.models_.items()}
     assert trees == {"forecast": 12, "q10": 4, "q50": 4, "q90": 4}
@@ -669,9 +674,7 @@ def test_one_spike_of_a_slow_seller_does_not_blow_up_its_twins_forecast():
         min_child_samples=20,
         level_twin="on",
     )
-    forecaster = make_forecaster(fitted)
-
-    fit_models(forecaster, x, y, Progress("fitting", fitted.trees_per_fit, "trees", None), fitted)
+    forecaster = fitted_forecaster(x, y, fitted)
 
     # The twin learnt relative demand capped at its 99th percentile: about 1.2 x the level.
     assert RELATIVE_TARGET_QUANTILE == 0.99

@@ -34,6 +34,7 @@ __all__ = [
     "QualityResult",
     "Severity",
     "SortedSkus",
+    "cannot_evaluate",
     "forecast_covers_active_skus",
     "forecast_quantiles_ordered",
     "forecast_rules",
@@ -456,12 +457,13 @@ def forecast_rules(
             except KeyError as error:
                 missing[name] = error
     return {
-        name: _cannot_evaluate(missing[name]) if name in missing else tally.result()
+        name: cannot_evaluate(missing[name]) if name in missing else tally.result()
         for name, tally in tallies.items()
     }
 
 
-def _cannot_evaluate(error: KeyError) -> QualityResult:
+def cannot_evaluate(error: KeyError) -> QualityResult:
+    """A rule that could not run: a column it reads is missing (the schema rule says more)."""
     return QualityResult(
         passed=False,
         severity=Severity.ERROR,

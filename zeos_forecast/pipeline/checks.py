@@ -376,11 +376,7 @@ def _evaluate(rule: Callable[[], QualityResult]) -> QualityResult:
     try:
         return rule()
     except KeyError as error:
-        return QualityResult(
-            passed=False,
-            severity=Severity.ERROR,
-            description=f"Cannot evaluate: column {error} is missing (see the schema).",
-        )
+        return quality.cannot_evaluate(error)
 
 
 def _metadata(result: QualityResult) -> dict[str, Any]:
