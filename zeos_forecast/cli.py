@@ -614,9 +614,10 @@ def _parser() -> argparse.ArgumentParser:
         "--reference",
         action="append",
         choices=REFERENCE_MODELS,
-        help="also run this published model on the same origins (tsperf_lightgbm: Microsoft "
-        "TSPerf's LightGBM recipe for Dominick's orange juice; 940 trees per origin; default: "
-        "none; may be repeated)",
+        help="also score this reference on the same origins (tsperf_lightgbm: Microsoft "
+        "TSPerf's LightGBM recipe for Dominick's orange juice, 940 trees per origin; "
+        "hindsight_level: not a forecast, each SKU's mean over the scored weeks, known in "
+        "hindsight: the error a perfect level per SKU leaves; default: none; may be repeated)",
     )
     _model_options(backtest)
     _log_options(backtest)

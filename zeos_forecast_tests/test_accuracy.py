@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zeos_forecast.core.accuracy import baseline_forecasts, score_week, summarize
+from zeos_forecast.core.accuracy import (
+    HINDSIGHT,
+    baseline_forecasts,
+    hindsight_level,
+    point_components,
+    score_week,
+    summarize,
+)
 
 WEEK = dt.date(2024, 6, 3)
 QUANTILES = ["q10", "q50", "q90"]
@@ -301,3 +308,44 @@ def test_the_moving_average_quantiles_are_the_empirical_quantiles_of_its_weeks()
 
     for column in QUANTILES:
         assert out[f"moving_average_{column}"] == pd.Series(units).quantile(int(column[1:]) / 100)
+
+
+def test_the_hindsight_level_is_each_skus_mean_over_the_scored_weeks_of_its_origin():
+    actual = pd.DataFrame(
+        {
+            "article_id": ["A", "A", "A", "B", "A"],
+            "merchant_id": "M",
+            "forecast_week": [weeks_before(3)] * 4 + [weeks_before(2)],
+            "actual": [1.0, 5.0, 0.0, 7.0, 9.0],
+        }
+    )
+
+    level = hindsight_level(actual)["forecast"].tolist()
+
+    assert level == [2.0, 2.0, 2.0, 7.0, 9.0]
+
+
+@given(
+    sales=st.lists(st.integers(0, 40), min_size=1, max_size=40),
+    skus=st.integers(1, 5),
+    origins=st.integers(1, 3),
+)
+@settings(max_examples=50, deadline=None)
+def test_the_hindsight_level_has_no_bias_at_any_origin(sales, skus, origins):
+    n = len(sales)
+    actual = pd.DataFrame(
+        {
+            "article_id": [f"S{i % skus}" for i in range(n)],
+            "merchant_id": "M",
+            "forecast_week": [weeks_before(1 + i % origins) for i in range(n)],
+            "horizon": 1 + np.arange(n) % 4,
+            "actual": np.asarray(sales, dtype="float64"),
+        }
+    )
+    history = actual[["article_id", "merchant_id"]].assign(week=weeks_before(20), units_sold=1.0)
+
+    components = point_components(hindsight_level(actual), HINDSIGHT, history)
+
+    per_origin = components.groupby("forecast_week")[["error_sum", "actual_sum"]].sum()
+    assert np.allclose(per_origin["error_sum"], 0.0, atol=1e-9 * (1 + per_origin["actual_sum"]))
+    assert set(components["model"]) == {HINDSIGHT}

@@ -8,12 +8,13 @@ import io
 import shutil
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from zeos_forecast.cli import main
-from zeos_forecast.core.accuracy import BASELINES, OURS
+from zeos_forecast.core.accuracy import BASELINES, HINDSIGHT, OURS, summarize
 from zeos_forecast.pipeline import launch
-from zeos_forecast.pipeline.backtest import backtest_origins, run_backtest
+from zeos_forecast.pipeline.backtest import _reference_components, backtest_origins, run_backtest
 from zeos_forecast.storage import Lake
 
 pytestmark = pytest.mark.slow  # runs Dagster, processes or servers: seconds per test
@@ -95,6 +96,25 @@ def test_the_summary_counts_each_stocked_sku_once_per_origin_horizon_and_model(b
     assert sorted(result.by_horizon["horizon"].unique()) == [1, 2, 3]
 
 
+def test_the_hindsight_level_is_scored_on_the_same_sku_weeks_as_ours_without_bias(
+    backtest, fast_window
+):
+    root, result, _ = backtest
+    lake = Lake(str(root))
+    horizons = set(range(1, HORIZON + 1))
+
+    components = pd.concat(
+        _reference_components(HINDSIGHT, lake, origin, HORIZON, horizons, fast_window)
+        for origin in result.origins
+    )
+
+    hindsight = summarize(components, ["model"]).set_index("model").loc[HINDSIGHT]
+    ours = result.overall.set_index("model").loc[OURS]
+    assert hindsight["rows"] == ours["rows"]
+    assert hindsight["bias"] == pytest.approx(0.0, abs=1e-12)
+    assert 0.0 < hindsight["wape"] < ours["wape"]
+
+
 def test_a_backtest_publishes_nothing(backtest):
     root, _, _ = backtest
 
@@ -170,6 +190,8 @@ def test_the_backtest_command_prints_tables_per_horizon_for_ours_the_baselines_a
                 "2",
                 "--reference",
                 "tsperf_lightgbm",
+                "--reference",
+                "hindsight_level",
                 "--horizon",
                 "2",
                 "--n-estimators",
@@ -184,7 +206,7 @@ def test_the_backtest_command_prints_tables_per_horizon_for_ours_the_baselines_a
     text = out.getvalue()
     assert code == 0
     assert "Point forecasts per horizon" in text
-    for model in (OURS, *BASELINES, "tsperf_lightgbm"):
+    for model in (OURS, *BASELINES, "tsperf_lightgbm", "hindsight_level"):
         assert f"| {model}" in text
     assert "coverage_q10" in text and "interval_coverage" in text
     assert "Across the 2 origins" in text and "ours_better_mape" in text

@@ -46,6 +46,7 @@ from .contract import KEY_COLUMNS, SEASON_WEEKS
 
 __all__ = [
     "BASELINES",
+    "HINDSIGHT",
     "METRIC_NAMES",
     "MOVING_AVERAGE_WEEKS",
     "OURS",
@@ -55,6 +56,7 @@ __all__ = [
     "SEASON_WEEKS",
     "SUMMARY_METRICS",
     "baseline_forecasts",
+    "hindsight_level",
     "metric_label",
     "point_components",
     "score_week",
@@ -64,6 +66,9 @@ __all__ = [
 OURS = "zeos"
 BASELINES = ("naive", "seasonal_naive", "moving_average", "moving_average_in_stock")
 MOVING_AVERAGE_WEEKS = 13
+# Not a forecast: each SKU's mean over the weeks being scored, known in hindsight (a backtest
+# `--reference`). What is left of its error is the weeks' movement around their level.
+HINDSIGHT = "hindsight_level"
 IN_STOCK_AVERAGE_WEEKS = 8
 # The baseline whose empirical quantiles stand next to ours.
 QUANTILE_BASELINE = "moving_average"
@@ -166,6 +171,25 @@ def baseline_forecasts(
     out["seasonal_naive"] = at(seasonal, season_index).to_numpy()
     out["seasonal_naive"] = out["seasonal_naive"].fillna(out["moving_average"])
     return out
+
+
+def hindsight_level(actual: pd.DataFrame) -> pd.DataFrame:
+    """Every row's forecast set to its SKU's mean actual over the rows of the same origin.
+
+    Not a forecast: it knows the weeks it is scored on. It answers how good a forecast could be
+    that knew each SKU's level over the scored weeks exactly and nothing about how the weeks
+    move around it. Its bias is zero at every origin by construction, so its MAE% + |bias%| is
+    the WAPE of a perfect level per SKU.
+
+    Args:
+        actual: Fully stocked rows of one or more origins' scored weeks: keys, `forecast_week`,
+            `actual`.
+
+    Returns:
+        `actual` with `forecast`.
+    """
+    level = actual.groupby([*KEY_COLUMNS, "forecast_week"], observed=True)["actual"]
+    return actual.assign(forecast=level.transform("mean").astype("float64"))
 
 
 def score_week(

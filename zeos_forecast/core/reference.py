@@ -32,13 +32,22 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from .accuracy import HINDSIGHT
 from .contract import KEY_COLUMNS
 
-__all__ = ["REFERENCE_MODELS", "TSPERF", "TSPERF_PARAMS", "TSPERF_ROUNDS", "tsperf_lightgbm"]
+__all__ = [
+    "HINDSIGHT",
+    "REFERENCE_MODELS",
+    "TSPERF",
+    "TSPERF_PARAMS",
+    "TSPERF_ROUNDS",
+    "tsperf_lightgbm",
+]
 
-# Reference models a backtest can run beside ours on the same origins (`--reference`).
+# References a backtest can score beside ours on the same origins (`--reference`): the published
+# recipe, and the hindsight level (`accuracy.hindsight_level`), a bound rather than a model.
 TSPERF = "tsperf_lightgbm"
-REFERENCE_MODELS = (TSPERF,)
+REFERENCE_MODELS = (TSPERF, HINDSIGHT)
 
 TSPERF_PARAMS = {
     "objective": "mape",

@@ -18,10 +18,13 @@ import numpy as np
 import pandas as pd
 
 from ..core.accuracy import (
+    HINDSIGHT,
     OURS,
     QUANTILE_BASELINE,
     QUANTILE_METRIC_PREFIXES,
+    RECENT_STOCKOUT_WEEKS,
     SUMMARY_METRICS,
+    hindsight_level,
     point_components,
     summarize,
 )
@@ -172,8 +175,9 @@ def run_backtest(
         compute_config: Config of the `compute` resource (engine, memory budget).
         horizons: Horizons to summarize (default: all the forecasts have).
         report: Receives progress lines.
-        reference: Reference models to run beside ours on the same origins, horizons and
-            validated history (`REFERENCE_MODELS`: the published TSPerf LightGBM recipe).
+        reference: References to score beside ours on the same origins, horizons and validated
+            history (`REFERENCE_MODELS`: the published TSPerf LightGBM recipe; the hindsight
+            level, each SKU's mean over the scored weeks, the bound of a perfect level).
 
     Raises:
         RunFailed: when a run fails, or when no covered week has sales to score against.
@@ -226,7 +230,7 @@ def run_backtest(
         parts = [components]
         progress = Progress(f"reference {name}", len(origins), "origins", report)
         for origin in origins:
-            parts.append(_reference_components(lake, origin, horizon, wanted, window_config))
+            parts.append(_reference_components(name, lake, origin, horizon, wanted, window_config))
             progress.advance()
         components = pd.concat(parts, ignore_index=True)
     if components.empty:
@@ -252,27 +256,36 @@ def run_backtest(
 
 
 def _reference_components(
+    name: str,
     lake: Lake,
     origin: dt.date,
     horizon: int,
     horizons: set[int],
     window_config: dict[str, Any] | None,
 ) -> pd.DataFrame:
-    """The TSPerf recipe's forecast of `origin`, from the same validated window as ours, scored
-    on the fully stocked weeks that follow."""
+    """A reference's forecast of `origin` (`name`), scored on the fully stocked weeks that
+    follow: the TSPerf recipe fitted on the same validated window as ours, or the hindsight level
+    of those weeks."""
     weeks = (window_config or {}).get("history_weeks", ForecastSettings().history_weeks)
+    if name == HINDSIGHT:  # it needs no window, only the weeks of the recent-stockout segment
+        weeks = RECENT_STOCKOUT_WEEKS
     first = origin - dt.timedelta(weeks=weeks - 1)
     last = origin + dt.timedelta(weeks=horizon)
     history = lake.read_window(SALES_HISTORY, "week", first, last, dates_as_datetime=True)
     history = history.astype({k: str for k in KEY_COLUMNS})
-    plans, _ = horizon_plans(lake, origin, horizon)
     past = history.loc[history["week"] <= pd.Timestamp(origin)]
-    forecast = tsperf_lightgbm(past, origin, horizon, plans)
     actual = history.loc[history["availability"] >= 1.0, [*KEY_COLUMNS, "week", "units_sold"]]
+    actual = actual.rename(columns={"units_sold": "actual"})
+    ahead = (actual["week"] - pd.Timestamp(origin)).dt.days // 7
+    actual = actual.assign(horizon=ahead, **{ORIGIN_KEY: origin})
+    actual = actual.loc[actual["horizon"].isin(horizons)]
+    if name == HINDSIGHT:
+        return point_components(hindsight_level(actual), HINDSIGHT, past)
+    plans, _ = horizon_plans(lake, origin, horizon)
+    forecast = tsperf_lightgbm(past, origin, horizon, plans)
     rows = forecast.loc[forecast["horizon"].isin(horizons)].merge(
-        actual.rename(columns={"units_sold": "actual"}), on=[*KEY_COLUMNS, "week"]
+        actual.drop(columns="horizon"), on=[*KEY_COLUMNS, "week"]
     )
-    rows[ORIGIN_KEY] = origin
     return point_components(rows, TSPERF, past)
 
 
