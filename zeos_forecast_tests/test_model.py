@@ -31,6 +31,7 @@ from zeos_forecast.core.model import (
     RelativeInputs,
     _AlongPointPath,
     _Growing,
+    average_forests,
     fit_concurrency,
     fit_models,
     future_inputs,
@@ -116,6 +117,7 @@ def active_keys(features: pd.DataFrame) -> set[tuple[str, str]]:
         ("target_transform", "log"),
         ("predictor", "numba"),
         ("level_twin", "yes"),
+        ("point_seeds", 0),
     ],
 )
 def test_an_invalid_setting_raises_a_value_error_naming_the_field(field, value):
@@ -626,6 +628,74 @@ def test_without_quantile_estimators_the_quantile_models_grow_n_estimators_trees
 
     assert resolved.quantile_estimators == 30
     assert resolved.trees_per_fit == 2 * 30 + 3 * 30
+
+
+@settings(max_examples=20, deadline=None)
+@given(forests=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_averaged_forests_predict_the_mean_of_their_forests(forests, seed):
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(
+        {"lag1": rng.uniform(0, 9, 400), "store": pd.Categorical(rng.integers(0, 4, 400))}
+    )
+    y = x["lag1"] * (1 + x["store"].cat.codes) + rng.normal(0, 1, 400)
+    params = {"objective": "mape", "num_leaves": 7, "min_child_samples": 5, "verbosity": -1,
+              "subsample": 0.7, "subsample_freq": 1, "colsample_bytree": 0.5}  # fmt: skip
+    boosters = [
+        lgb.train({**params, "seed": seed + i}, lgb.Dataset(x, y), num_boost_round=8)
+        for i in range(forests)
+    ]
+
+    averaged = average_forests(boosters)
+
+    mean = np.mean([booster.predict(x) for booster in boosters], axis=0)
+    assert averaged.num_trees() == 8 * forests
+    np.testing.assert_allclose(averaged.predict(x), mean, rtol=1e-12, atol=1e-12)
+
+
+def test_a_randomized_point_averages_point_seeds_forests_the_first_of_them_the_single_point():
+    rng = np.random.default_rng(11)
+    lag = rng.uniform(1, 50, 3_000).astype("float32")
+    x = pd.DataFrame({"weight": np.ones(len(lag), dtype="float32"), "lag1": lag})
+    y = (lag * rng.uniform(0.7, 1.3, len(lag))).astype("float32")
+    fitted = {
+        seeds: ForecastSettings(
+            n_estimators=3, point_estimators=10, point_seeds=seeds, threads=1,
+            point_objective="mape", level_twin="off", calibrate_point=False,
+        ).resolved(0.0)
+        for seeds in (1, 3)
+    }  # fmt: skip
+    single = fitted_forecaster(x, y, fitted[1]).models_[POINT].booster_
+    averaged = fitted_forecaster(x, y, fitted[3]).models_[POINT].booster_
+
+    inputs = x[["lag1"]]
+    assert (fitted[1].point_forests, fitted[3].point_forests) == (1, 3)
+    assert averaged.num_trees() == 30 and fitted[3].trees_per_fit == 30 + 3 * 3
+    first = averaged.predict(inputs, num_iteration=10) * 3
+    np.testing.assert_allclose(first, single.predict(inputs), rtol=1e-6)
+    assert not np.allclose(averaged.predict(inputs), single.predict(inputs))
+
+
+@pytest.mark.parametrize(
+    ("changes", "forests"),
+    [
+        ({"point_objective": "mape"}, 3),  # TSPerf's feature and row bagging
+        ({"point_objective": "mape", "point_seeds": 5}, 5),
+        (
+            {"point_objective": "mape", "lgbm_params": {"colsample_bytree": 1.0, "subsample": 1.0}},
+            1,
+        ),
+        ({"point_objective": "tweedie"}, 1),  # draws nothing: one forest
+        ({"point_objective": "tweedie", "feature_fraction": 0.8}, 3),
+        ({"point_objective": "tweedie", "bagging_fraction": 0.8}, 1),  # never drawn again
+        ({"point_objective": "tweedie", "bagging_fraction": 0.8, "bagging_freq": 2}, 3),
+        (
+            {"point_objective": "l2", "lgbm_params": {"bagging_fraction": 0.5, "bagging_freq": 1}},
+            3,
+        ),
+    ],
+)
+def test_only_a_point_that_draws_inputs_or_rows_at_random_is_averaged_over_seeds(changes, forests):
+    assert ForecastSettings(**changes).resolved(0.0).point_forests == forests
 
 
 def test_without_the_level_twin_only_the_point_model_forecasts(features, table):

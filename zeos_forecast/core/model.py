@@ -37,7 +37,7 @@ from .compute import usable_cores
 from .contract import KEY_COLUMNS
 from .features import discount, dynamic_columns, regular_price_column, static_columns
 from .progress import Progress, Report
-from .settings import RELATIVE_ERROR_OBJECTIVES, RELATIVE_POINT_CAPACITY, ForecastSettings
+from .settings import RELATIVE_ERROR_OBJECTIVES, ForecastSettings
 
 __all__ = [
     "ForecastResult",
@@ -368,12 +368,8 @@ def fit_models(
     rounds = params.pop("n_estimators")
     params["num_threads"] = params.pop("n_jobs")
     params["seed"] = params.pop("random_state")
-    objectives = {POINT: {"objective": settings.point_objective}}
-    if settings.point_objective in RELATIVE_ERROR_OBJECTIVES:
-        # TSPerf's capacity, unless `lgbm_params` set these parameters explicitly.
-        objectives[POINT] |= {
-            k: v for k, v in RELATIVE_POINT_CAPACITY.items() if k not in settings.lgbm_params
-        }
+    # A relative-error point takes TSPerf's capacity, unless `lgbm_params` set it explicitly.
+    objectives = {POINT: {"objective": settings.point_objective, **settings.point_capacity}}
     objectives |= {
         column: {"objective": "quantile", "alpha": level}
         for level, column in zip(settings.quantiles, settings.quantile_columns, strict=True)
@@ -387,11 +383,15 @@ def fit_models(
         )
     # Each model is set up here, one after the other, as `lgb.train` would; then they grow
     # side by side (`fit_concurrency`), each on `fit_threads`, the longest first.
-    growing = {
-        POINT: _Growing.of(
-            {**params, **objectives[POINT]}, dataset, settings.point_estimators or rounds
+    point_rounds = settings.point_estimators or rounds
+    growing = {POINT: _Growing.of({**params, **objectives[POINT]}, dataset, point_rounds)}
+    forests = [POINT]
+    for draw in range(1, settings.point_forests):  # the point's other forests (`point_seeds`)
+        forests.append(f"{POINT}#{draw}")
+        seeds = forest_seeds(settings.seed, draw)
+        growing[forests[-1]] = _Growing.of(
+            {**params, **objectives[POINT], **seeds}, dataset, point_rounds
         )
-    }
     relative = None
     if settings.level_twin == "on":
         relative = RelativeInputs.of(list(inputs.columns), level_column(settings.rolling_windows))
@@ -416,6 +416,8 @@ def fit_models(
         if name != POINT:
             growing[name] = _Growing.of({**params, **objective}, quantile_rows, quantile_rounds)
     grown = grow_boosters(growing, trees, fit_concurrency(settings))
+    if len(forests) > 1:
+        grown[POINT] = average_forests([grown.pop(name) for name in forests])
     columns = list(inputs.columns)
     models = {
         name: FittedBooster(booster, columns, categories)
@@ -427,6 +429,51 @@ def fit_models(
     # the rows, not thousands of steps that wait for each other.
     scoring = _cores(settings.threads)
     forecaster.models_ = {name: model.with_threads(scoring) for name, model in models.items()}
+
+
+def forest_seeds(seed: int, draw: int) -> dict[str, int]:
+    """The seeds of the point's forest number `draw` (1, 2, ...) of `settings.seed`: its own draws
+    of inputs and rows. Forest 0 keeps LightGBM's seeds from `seed`, as a single point does."""
+    bagging, features = np.random.SeedSequence([seed, draw]).generate_state(2) % (2**31 - 1)
+    return {"bagging_seed": int(bagging), "feature_fraction_seed": int(features)}
+
+
+def average_forests(boosters: list[lgb.Booster]) -> lgb.Booster:
+    """One booster whose raw score is the mean of `boosters`' (fitted on the same inputs).
+
+    Every tree of every booster, its leaf values divided by their number: scored, compiled,
+    pickled and described (feature importance) like any single booster. For an objective that
+    outputs its raw score (`mape`, `l2`, quantiles), its prediction is the mean of theirs.
+    """
+    if len(boosters) == 1:
+        return boosters[0]
+    share = 1.0 / len(boosters)
+    trees = []
+    for booster in boosters:
+        text = booster.model_to_string()
+        first, end = text.index("\nTree="), text.index("\nend of trees")
+        for block in text[first:end].split("\nTree=")[1:]:  # "<number>\n<the tree>"
+            trees.append(_scaled_tree(block.split("\n", 1)[1].strip("\n"), share))
+    text = boosters[0].model_to_string()
+    first, end = text.index("\nTree="), text.index("\nend of trees")
+    # The trees' sizes tell a reader where each tree starts; without them it parses them in turn.
+    header = "\n".join(
+        line for line in text[:first].split("\n") if not line.startswith("tree_sizes=")
+    )
+    numbered = "".join(f"\nTree={i}\n{tree}\n\n" for i, tree in enumerate(trees))
+    return lgb.Booster(model_str=header + "\n" + numbered + text[end:])
+
+
+def _scaled_tree(tree: str, share: float) -> str:
+    """A tree of LightGBM's model text with its leaf (and internal node) values times `share`."""
+    lines = []
+    for line in tree.split("\n"):
+        key, sep, values = line.partition("=")
+        if sep and key in ("leaf_value", "internal_value") and values:
+            values = " ".join(repr(float(v) * share) for v in values.split(" "))
+            line = f"{key}={values}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def fit_concurrency(settings: ForecastSettings) -> int:

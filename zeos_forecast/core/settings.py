@@ -50,6 +50,10 @@ RELATIVE_POINT_CAPACITY = {
     "subsample": 0.87,
     "subsample_freq": 19,
 }
+# LightGBM's names (scikit-learn's and its own) of the parameters that draw inputs or rows per tree.
+_FEATURE_SHARE = ("colsample_bytree", "feature_fraction", "sub_feature")
+_ROW_SHARE = ("subsample", "bagging_fraction", "sub_row", "bagging")
+_ROW_DRAWS = ("subsample_freq", "bagging_freq")
 # Settings of the history window (`demand_features`' run config); the other settings, but for
 # `lgbm_params` (a free-form dict, set where the instance is configured), are per run as well.
 WINDOW_SETTINGS = ("history_weeks", "min_history_weeks", "active_weeks", "returning_weeks")
@@ -113,6 +117,14 @@ class ForecastSettings:
             each tree costs fit time and scoring time at every step of every SKU. Half the trees
             made the 100k weekly run 13-16 % faster and the pinball loss 0-2.8 % worse on the
             rolling origins (docs/accuracy.md): a setting for a run that must be faster.
+        point_seeds: A point model that draws its inputs or rows at random for each tree (the
+            relative-error point, with TSPerf's feature and row bagging, or any point given
+            `feature_fraction` or bagging) is the average of this many forests, each drawn from
+            its own seed: the draws' variance averages out, as in a random forest. A point that
+            draws nothing is one forest whatever this says (its forests would be the same).
+            Averaged on LightGBM's raw score (for a log-link objective such as `tweedie`, the
+            geometric mean). Each forest costs the point's fit and scoring again. 1: one forest.
+            Chosen by backtest: docs/accuracy.md.
         level_twin: Fit a twin of the point model on each SKU's demand relative to its level
             (its mean weekly demand over the longest rolling window; lags and their windows
             divided by it, the target too) and forecast the mean of the two. One model for all
@@ -173,6 +185,7 @@ class ForecastSettings:
     n_estimators: int = 100
     point_estimators: int = 0
     quantile_estimators: int = 0
+    point_seeds: int = 3
     level_twin: str = "auto"
     unplanned_inputs: str = "drop"
     learning_rate: float = 0.1
@@ -228,6 +241,8 @@ class ForecastSettings:
                 "point_estimators and quantile_estimators must be >= 0, got "
                 f"{self.point_estimators} and {self.quantile_estimators}"
             )
+        if self.point_seeds < 1:
+            problems.append(f"point_seeds must be >= 1, got {self.point_seeds}")
         if self.train_rows < 1_000:
             problems.append(f"train_rows must be >= 1000, got {self.train_rows}")
         if self.returning_weeks < 0:
@@ -277,8 +292,35 @@ class ForecastSettings:
     @property
     def trees_per_fit(self) -> int:
         """Trees fitted in one fit of the resolved settings (the progress of a fit)."""
-        points = 2 if self.level_twin == "on" else 1
+        points = self.point_forests + (1 if self.level_twin == "on" else 0)
         return self.point_estimators * points + self.quantile_trees * len(self.quantiles)
+
+    @property
+    def point_capacity(self) -> dict[str, Any]:
+        """The point model's own LightGBM parameters over the shared ones: TSPerf's capacity for
+        a relative-error point (of the resolved settings), except what `lgbm_params` names."""
+        if self.point_objective not in RELATIVE_ERROR_OBJECTIVES:
+            return {}
+        return {k: v for k, v in RELATIVE_POINT_CAPACITY.items() if k not in self.lgbm_params}
+
+    @property
+    def point_forests(self) -> int:
+        """Forests averaged in the point model (`point_seeds`, or 1 for a point that draws
+        nothing at random) of the resolved settings."""
+        sources = (self.point_capacity, self.lgbm_params)
+
+        def value(names: tuple[str, ...], default: float) -> float:
+            for source in sources:
+                for name in names:
+                    if name in source:
+                        return float(source[name])
+            return float(default)
+
+        draws_inputs = value(_FEATURE_SHARE, self.feature_fraction) < 1.0
+        draws_rows = value(_ROW_SHARE, self.bagging_fraction) < 1.0 and (
+            value(_ROW_DRAWS, self.bagging_freq) > 0
+        )
+        return self.point_seeds if draws_inputs or draws_rows else 1
 
     @property
     def quantile_trees(self) -> int:
