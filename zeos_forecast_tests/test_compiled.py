@@ -11,7 +11,12 @@ from core_frames import ORIGIN, panel_history
 
 from zeos_forecast.core import compiled
 from zeos_forecast.core.features import build_demand_features
-from zeos_forecast.core.model import FittedBooster, compile_for_scoring, train_and_score
+from zeos_forecast.core.model import (
+    FittedBooster,
+    average_forests,
+    compile_for_scoring,
+    train_and_score,
+)
 from zeos_forecast.core.settings import ForecastSettings
 from zeos_forecast.datasets.synthetic import generate_panel
 
@@ -47,6 +52,19 @@ def test_a_compiled_forest_scores_as_lightgbm_does(inputs, objective):
     plain = FittedBooster(native.booster_, native.columns, {}, compiled=False)
 
     np.testing.assert_allclose(native.predict(inputs), plain.predict(inputs), rtol=1e-9)
+
+
+def test_averaged_forests_compile_and_score_as_lightgbm_does(inputs):
+    drawn = {"objective": "mape", "bagging_fraction": 0.8, "bagging_freq": 1}
+    forests = [
+        fitted(inputs, {**drawn, "bagging_seed": seed}, compile_it=False).booster_
+        for seed in (1, 2, 3)
+    ]
+    averaged = average_forests(forests)
+    native = FittedBooster(averaged, [f"x{i}" for i in range(COLUMNS)], {}, compiled=True)
+
+    mean = np.mean([forest.predict(inputs) for forest in forests], axis=0)
+    np.testing.assert_allclose(native.predict(inputs), mean, rtol=1e-9)
 
 
 def test_a_model_is_compiled_once_per_process(inputs):

@@ -448,20 +448,19 @@ def average_forests(boosters: list[lgb.Booster]) -> lgb.Booster:
     if len(boosters) == 1:
         return boosters[0]
     share = 1.0 / len(boosters)
+    texts = [booster.model_to_string() for booster in boosters]
     trees = []
-    for booster in boosters:
-        text = booster.model_to_string()
+    for text in texts:
         first, end = text.index("\nTree="), text.index("\nend of trees")
         for block in text[first:end].split("\nTree=")[1:]:  # "<number>\n<the tree>"
             trees.append(_scaled_tree(block.split("\n", 1)[1].strip("\n"), share))
-    text = boosters[0].model_to_string()
-    first, end = text.index("\nTree="), text.index("\nend of trees")
+    first, end = texts[0].index("\nTree="), texts[0].index("\nend of trees")
     # The trees' sizes tell a reader where each tree starts; without them it parses them in turn.
     header = "\n".join(
-        line for line in text[:first].split("\n") if not line.startswith("tree_sizes=")
+        line for line in texts[0][:first].split("\n") if not line.startswith("tree_sizes=")
     )
     numbered = "".join(f"\nTree={i}\n{tree}\n\n" for i, tree in enumerate(trees))
-    return lgb.Booster(model_str=header + "\n" + numbered + text[end:])
+    return lgb.Booster(model_str=header + "\n" + numbered + texts[0][end:])
 
 
 def _scaled_tree(tree: str, share: float) -> str:
