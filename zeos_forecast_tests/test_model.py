@@ -648,7 +648,8 @@ def test_averaged_forests_predict_the_mean_of_their_forests(forests, seed):
     averaged = average_forests(boosters)
 
     mean = np.mean([booster.predict(x) for booster in boosters], axis=0)
-    assert averaged.num_trees() == 8 * forests
+    # (a forest stops early when no leaf can split any further: count what each one grew)
+    assert averaged.num_trees() == sum(booster.num_trees() for booster in boosters)
     np.testing.assert_allclose(averaged.predict(x), mean, rtol=1e-12, atol=1e-12)
 
 
